@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .venv from requirements-dev.txt when it is missing or out of date.
+# Sourced by run_tests.sh and quickstart.sh so both work on a fresh machine.
+set -euo pipefail
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$repo_root/.venv"
+stamp="$venv/.requirements.sha256"
+wanted="$(cat "$repo_root/requirements.txt" "$repo_root/requirements-dev.txt" | sha256sum | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    echo "Setting up $venv (first run only; a few minutes)..."
+    python3.11 -m venv "$venv" 2>/dev/null || python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -r "$repo_root/requirements-dev.txt"
+    echo "$wanted" > "$stamp"
+fi
+export PATH="$venv/bin:$PATH"
+# Keep TensorFlow's start-up chatter (CUDA probing on a CPU machine) out of the way.
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
