@@ -1,0 +1,839 @@
+"""Creates masked-LM and next-sentence-prediction examples for BERT pre-training.
+
+Input: text files with one sentence per line and a blank line between documents.
+Output: TFRecord files of `tf.train.Example`s with the features `run_pretraining.py` reads:
+`input_ids`, `input_mask`, `segment_ids` ([max_seq_length] int64 each), `masked_lm_positions`,
+`masked_lm_ids` ([max_predictions_per_seq] int64), `masked_lm_weights`
+([max_predictions_per_seq] float) and `next_sentence_labels` ([1] int64, 1 = random next).
+
+With `--num_workers=1` (the default) this is the original google-research/bert algorithm, draw
+for draw from one `random.Random(--random_seed)`, so the files are byte-identical to the ones
+the original script writes. With `--num_workers=N>1` the input is cut into shards that are
+processed independently by N processes (see the flag's help), so memory is bounded by the
+shards in flight rather than by the corpus.
+
+The algorithm runs on token ids rather than token strings: every token the tokenizer emits is
+in the vocab, so comparing or replacing ids gives the same result as the original's strings
+while a sentence costs one shared small int per token instead of one string per token.
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import multiprocessing
+import os
+import random
+import struct
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import NamedTuple
+
+import tensorflow as tf
+from absl import app, flags, logging
+
+import tfrecord_io
+import tokenization
+
+FLAGS = flags.FLAGS
+
+# Flags whose values would make the algorithm fail or loop: (name, check, message).
+_FLAG_CHECKS = (
+    ("max_seq_length", lambda value: value >= 5,
+     "must be at least 5, room for [CLS] A [SEP] B [SEP]."),
+    ("max_predictions_per_seq", lambda value: value >= 1, "must be at least 1."),
+    ("dupe_factor", lambda value: value >= 1, "must be at least 1."),
+    ("masked_lm_prob", lambda value: 0.0 <= value <= 1.0, "must be between 0 and 1."),
+    ("short_seq_prob", lambda value: 0.0 <= value <= 1.0, "must be between 0 and 1."),
+    ("num_workers", lambda value: value >= 1, "must be at least 1."),
+    ("shard_size_mb", lambda value: value > 0, "must be greater than 0."),
+)
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Defines the script's flags, with the original's names and defaults, on `flag_values`.
+
+    Called when the script runs rather than on import, so that other scripts' flags of the
+    same names (run_pretraining.py's --input_file, ...) can live in the same process.
+    """
+    on = dict(flag_values=flag_values)
+    flags.DEFINE_string(
+        "input_file", None,
+        "Input raw text file, or comma-separated list of files or glob patterns. One sentence "
+        "per line, blank line between documents. With --num_workers=1 a glob's matches are "
+        "read in the order the file system lists them, as the original does; with "
+        "--num_workers>1 they are sorted.", **on)
+    flags.DEFINE_string(
+        "output_file", None,
+        "Output TFRecord file, or comma-separated list of files; instances are written to them "
+        "in turn. Each file is written under a temporary name and appears only once complete.",
+        **on)
+    flags.DEFINE_string(
+        "vocab_file", None, "The vocabulary file that the BERT model was trained on.", **on)
+    flags.DEFINE_string(
+        "spm_model_file", None,
+        "SentencePiece model file; when set, SentencePiece tokenization is used and "
+        "--vocab_file is ignored.", **on)
+    flags.DEFINE_bool(
+        "do_lower_case", True,
+        "Whether to lower case the input text. Should be True for uncased models and False for "
+        "cased models.", **on)
+    flags.DEFINE_bool(
+        "do_whole_word_mask", False,
+        "Whether to use whole word masking rather than per-WordPiece masking.", **on)
+    flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.", **on)
+    flags.DEFINE_integer(
+        "max_predictions_per_seq", 20,
+        "Maximum number of masked LM predictions per sequence.", **on)
+    flags.DEFINE_integer("random_seed", 12345, "Random seed for data generation.", **on)
+    flags.DEFINE_integer(
+        "dupe_factor", 10,
+        "Number of times to duplicate the input data (with different masks).", **on)
+    flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.", **on)
+    flags.DEFINE_float(
+        "short_seq_prob", 0.1,
+        "Probability of creating sequences which are shorter than the maximum length.", **on)
+    flags.DEFINE_integer(
+        "num_workers", 1,
+        "1 (default): the original algorithm in one process, byte-identical output, the whole "
+        "corpus and all its instances in memory. N > 1: the documents, read in order, are cut "
+        "into shards of about --shard_size_mb of text at document boundaries; each shard is "
+        "processed as the original would process that shard alone (documents shuffled, "
+        "random-next sentences drawn from the same shard, instances shuffled within the "
+        "shard), seeded with 64 bits of SHA-256 of '<random_seed>:<shard index>'; N worker "
+        "processes run the shards and their instances are written in shard order. The output "
+        "is therefore the same on every run and for every N > 1, but differs from N = 1; "
+        "memory is bounded by the shards in flight, not by the corpus.", **on)
+    flags.DEFINE_float(
+        "shard_size_mb", 8.0,
+        "With --num_workers > 1: megabytes of input text per shard. Larger shards draw "
+        "random-next sentences from more documents and shuffle over more instances, but each "
+        "worker holds a whole shard's serialized instances in memory: about 3.5 times the "
+        "shard's text per --dupe_factor at --max_seq_length=128.", **on)
+    for name, check, message in _FLAG_CHECKS:
+        flags.register_validator(name, check, message=message, **on)
+
+
+# How many of the first written examples are logged in full, as the original does.
+NUM_LOGGED_EXAMPLES = 20
+# The features of every example, in the order the original adds (and logs) them.
+FEATURE_NAMES = (
+    "input_ids",
+    "input_mask",
+    "segment_ids",
+    "masked_lm_positions",
+    "masked_lm_ids",
+    "masked_lm_weights",
+    "next_sentence_labels",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceOptions:
+    """The flags that shape the instances made from each document."""
+
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    dupe_factor: int = 10
+    do_whole_word_mask: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabIds:
+    """The token ids the instance builder needs, taken from a tokenizer's vocab."""
+
+    cls_id: int
+    sep_id: int
+    mask_id: int
+    # Ids of `list(vocab.keys())`, the list the original draws random replacement tokens from.
+    word_ids: tuple[int, ...]
+    # Ids of `##` pieces, the continuations of a word for whole-word masking.
+    subword_ids: frozenset[int]
+
+    @classmethod
+    def from_vocab(cls, vocab: Mapping[str, int]) -> "VocabIds":
+        missing = [token for token in ("[CLS]", "[SEP]", "[MASK]") if token not in vocab]
+        if missing:
+            raise ValueError(f"The vocab lacks the special token(s) {', '.join(missing)}.")
+        return cls(
+            cls_id=vocab["[CLS]"],
+            sep_id=vocab["[SEP]"],
+            mask_id=vocab["[MASK]"],
+            word_ids=tuple(vocab.values()),
+            subword_ids=frozenset(i for token, i in vocab.items() if token.startswith("##")),
+        )
+
+
+class TrainingInstance(NamedTuple):
+    """One sentence pair `[CLS] A [SEP] B [SEP]` after masking, as token ids."""
+
+    token_ids: list[int]
+    segment_ids: list[int]
+    masked_lm_positions: list[int]
+    masked_lm_ids: list[int]
+    is_random_next: bool
+
+
+class RawDocument(NamedTuple):
+    """A document's non-blank lines, before tokenization."""
+
+    lines: list[str]
+    # "path:line" of the first line, for error messages.
+    source: str
+    # Input bytes since the end of the previous document (blank lines included), for
+    # progress and shard sizes.
+    num_bytes: int
+
+
+# A document after tokenization: one list of token ids per sentence (none of them empty).
+Document = list[list[int]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the corpus
+
+
+def expand_input_patterns(input_file: str, sort: bool = False) -> list[str]:
+    """Files matched by the comma-separated globs of `--input_file`, in pattern order.
+
+    Directories are skipped (the original reads them as empty files). Raises
+    FileNotFoundError naming a pattern that matches no file.
+    """
+    input_files = []
+    for pattern in input_file.split(","):
+        matches = []
+        for path in tf.io.gfile.glob(pattern) if pattern else []:
+            if tf.io.gfile.isdir(path):
+                logging.warning("--input_file: skipping the directory %s", path)
+            else:
+                matches.append(path)
+        if not matches:
+            raise FileNotFoundError(f"--input_file: no file matches {pattern!r}.")
+        input_files.extend(sorted(matches) if sort else matches)
+    return input_files
+
+
+def total_size(paths: Iterable[str]) -> int:
+    """Sum of the sizes of `paths` in bytes."""
+    return sum(tf.io.gfile.stat(path).length for path in paths)
+
+
+def _decode_line(raw_line: bytes, path: str, line_number: int) -> str:
+    try:
+        return raw_line.decode("utf-8")
+    except UnicodeDecodeError:
+        logging.log_first_n(
+            logging.WARNING, "%s:%d: dropping bytes that are not valid UTF-8.", 10, path,
+            line_number)
+        return raw_line.decode("utf-8", "ignore")
+
+
+def _iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) pairs of a file, read as the original's `GFile.readline` does.
+
+    GFile also drops every carriage return, even one inside a line, which matters for
+    byte-identical output.
+    """
+    with tf.io.gfile.GFile(path, "rb") as reader:
+        line_number = 0
+        while raw_line := reader.readline():
+            line_number += 1
+            yield line_number, raw_line
+
+
+def iter_raw_documents(input_files: Sequence[str]) -> Iterator[RawDocument]:
+    """Yields the documents of `input_files`, read in order, one blank line ending each.
+
+    As in the original, a file that does not end with a blank line lets its last document run
+    on into the next file.
+    """
+    lines: list[str] = []
+    source = ""
+    num_bytes = 0
+    for path in input_files:
+        for line_number, raw_line in _iter_lines(path):
+            num_bytes += len(raw_line)
+            line = _decode_line(raw_line, path, line_number).strip()
+            if line:
+                if not lines:
+                    source = f"{path}:{line_number}"
+                lines.append(line)
+            elif lines:
+                yield RawDocument(lines, source, num_bytes)
+                lines, num_bytes = [], 0
+    if lines:
+        yield RawDocument(lines, source, num_bytes)
+
+
+def tokenize_document(document: RawDocument, tokenizer: tokenization.Tokenizer) -> Document:
+    """Token ids of each line of `document`; lines that yield no tokens are dropped."""
+    sentences = []
+    for line in document.lines:
+        tokens = tokenizer.tokenize(line)
+        if not tokens:
+            continue
+        try:
+            sentences.append(tokenizer.convert_tokens_to_ids(tokens))
+        except KeyError as error:
+            raise ValueError(
+                f"{document.source}: a line of the document starting here gives the token "
+                f"{error.args[0]!r}, which the vocab lacks.") from None
+    return sentences
+
+
+# ---------------------------------------------------------------------------------------------
+# Making instances: the original algorithm, with the same random draws in the same order
+
+
+def create_serialized_examples(
+    documents: list[Document],
+    options: InstanceOptions,
+    vocab_ids: VocabIds,
+    rng: random.Random,
+    on_pass_done: Callable[[int, int], None] | None = None,
+) -> list[bytes]:
+    """All instances of `documents`, `dupe_factor` passes over them, shuffled, serialized.
+
+    Shuffles `documents` in place first, as the original does. `on_pass_done(pass, instances)`
+    is called after each pass.
+    """
+    rng.shuffle(documents)
+    examples = []
+    for pass_index in range(options.dupe_factor):
+        for document_index in range(len(documents)):
+            for instance in create_instances_from_document(
+                    documents, document_index, options, vocab_ids, rng):
+                examples.append(instance_to_example(instance, options).SerializeToString())
+        if on_pass_done is not None:
+            on_pass_done(pass_index + 1, len(examples))
+    # The original shuffles its instance objects; a shuffle's draws depend only on the length,
+    # so shuffling the (smaller) serialized examples gives the same order.
+    rng.shuffle(examples)
+    return examples
+
+
+def create_instances_from_document(
+    documents: list[Document],
+    document_index: int,
+    options: InstanceOptions,
+    vocab_ids: VocabIds,
+    rng: random.Random,
+) -> list[TrainingInstance]:
+    """Packs the sentences of one document into sentence pairs, then masks them.
+
+    Segment A is the first 1..n-1 sentences of a chunk of about `target_seq_length` tokens;
+    segment B is the rest of the chunk or, half of the time (always for a one-sentence chunk),
+    text from a random other document, in which case the chunk's unused sentences are put back.
+    """
+    document = documents[document_index]
+    max_num_tokens = options.max_seq_length - 3  # room for [CLS], [SEP], [SEP]
+    # Mostly fill the sequence, but sometimes make shorter ones so that pre-training also sees
+    # the short sequences of fine-tuning tasks.
+    target_seq_length = max_num_tokens
+    if rng.random() < options.short_seq_prob:
+        target_seq_length = rng.randint(2, max_num_tokens)
+
+    instances = []
+    chunk: list[list[int]] = []
+    chunk_length = 0
+    i = 0
+    while i < len(document):
+        chunk.append(document[i])
+        chunk_length += len(document[i])
+        if i == len(document) - 1 or chunk_length >= target_seq_length:
+            a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
+            tokens_a = [token for sentence in chunk[:a_end] for token in sentence]
+            if len(chunk) == 1 or rng.random() < 0.5:
+                is_random_next = True
+                tokens_b = _random_next_tokens(
+                    documents, document_index, target_seq_length - len(tokens_a), rng)
+                i -= len(chunk) - a_end  # put the unused sentences back for the next chunk
+            else:
+                is_random_next = False
+                tokens_b = [token for sentence in chunk[a_end:] for token in sentence]
+            truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
+            instances.append(
+                _masked_instance(tokens_a, tokens_b, is_random_next, options, vocab_ids, rng))
+            chunk, chunk_length = [], 0
+        i += 1
+    return instances
+
+
+def _random_next_tokens(
+    documents: list[Document], document_index: int, target_length: int, rng: random.Random
+) -> list[int]:
+    """Sentences from a random point of a random other document, about `target_length` tokens.
+
+    Like the original, gives up after 10 draws of the same document (a one-document corpus).
+    """
+    for _ in range(10):
+        random_document_index = rng.randint(0, len(documents) - 1)
+        if random_document_index != document_index:
+            break
+    random_document = documents[random_document_index]
+    random_start = rng.randint(0, len(random_document) - 1)
+    tokens = []
+    for sentence in random_document[random_start:]:
+        tokens.extend(sentence)
+        if len(tokens) >= target_length:
+            break
+    return tokens
+
+
+def truncate_seq_pair(
+    tokens_a: list[int], tokens_b: list[int], max_num_tokens: int, rng: random.Random
+) -> None:
+    """Shortens the longer of the two lists, one token at a time, until both fit together.
+
+    A random end is cut each time, so that neither the start nor the end of a text is favoured.
+    """
+    while len(tokens_a) + len(tokens_b) > max_num_tokens:
+        longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+        if rng.random() < 0.5:
+            del longer[0]
+        else:
+            longer.pop()
+
+
+def _masked_instance(
+    tokens_a: list[int],
+    tokens_b: list[int],
+    is_random_next: bool,
+    options: InstanceOptions,
+    vocab_ids: VocabIds,
+    rng: random.Random,
+) -> TrainingInstance:
+    """Builds `[CLS] A [SEP] B [SEP]` with its segment ids, then masks it."""
+    token_ids = [vocab_ids.cls_id, *tokens_a, vocab_ids.sep_id, *tokens_b, vocab_ids.sep_id]
+    segment_ids = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
+    masked_ids, positions, labels = create_masked_lm_predictions(
+        token_ids, options, vocab_ids, rng)
+    return TrainingInstance(masked_ids, segment_ids, positions, labels, is_random_next)
+
+
+def create_masked_lm_predictions(
+    token_ids: list[int], options: InstanceOptions, vocab_ids: VocabIds, rng: random.Random
+) -> tuple[list[int], list[int], list[int]]:
+    """Masks about `masked_lm_prob` of `token_ids` ([seq_length], `[CLS] A [SEP] B [SEP]`).
+
+    At least one and at most `max_predictions_per_seq` tokens are chosen, visiting the
+    candidates in random order; [CLS] and [SEP] never are. Each chosen token becomes [MASK]
+    80% of the time, a random vocab token 10% of the time and stays itself 10% of the time.
+    With whole-word masking a word and its `##` pieces form one candidate, skipped when it
+    would exceed the budget.
+
+    Returns the masked token ids [seq_length], the sorted masked positions [num_masked] and
+    the original ids at those positions [num_masked].
+    """
+    specials = (vocab_ids.cls_id, vocab_ids.sep_id)
+    if options.do_whole_word_mask:
+        candidates: list[list[int]] = []
+        for index, token_id in enumerate(token_ids):
+            if token_id in specials:
+                continue
+            if candidates and token_id in vocab_ids.subword_ids:
+                candidates[-1].append(index)
+            else:
+                candidates.append([index])
+    else:
+        candidates = [[index] for index, token_id in enumerate(token_ids)
+                      if token_id not in specials]
+    rng.shuffle(candidates)
+
+    num_to_predict = min(
+        options.max_predictions_per_seq,
+        max(1, int(round(len(token_ids) * options.masked_lm_prob))))
+    masked_ids = list(token_ids)
+    positions: list[int] = []
+    for candidate in candidates:
+        if len(positions) >= num_to_predict:
+            break
+        if len(positions) + len(candidate) > num_to_predict:
+            continue
+        for index in candidate:
+            masked_ids[index] = _replacement_id(token_ids[index], vocab_ids, rng)
+            positions.append(index)
+    positions.sort()
+    return masked_ids, positions, [token_ids[index] for index in positions]
+
+
+def _replacement_id(token_id: int, vocab_ids: VocabIds, rng: random.Random) -> int:
+    if rng.random() < 0.8:
+        return vocab_ids.mask_id
+    if rng.random() < 0.5:
+        return token_id
+    return vocab_ids.word_ids[rng.randint(0, len(vocab_ids.word_ids) - 1)]
+
+
+def instance_to_example(instance: TrainingInstance, options: InstanceOptions) -> tf.train.Example:
+    """The instance as an Example of fixed-length features, zero-padded.
+
+    `input_ids`, `input_mask`, `segment_ids`: [max_seq_length];
+    `masked_lm_positions`, `masked_lm_ids`, `masked_lm_weights`: [max_predictions_per_seq];
+    `next_sentence_labels`: [1].
+    """
+    seq_padding = [0] * (options.max_seq_length - len(instance.token_ids))
+    num_masked = len(instance.masked_lm_positions)
+    lm_padding = [0] * (options.max_predictions_per_seq - num_masked)
+    features = {
+        "input_ids": tfrecord_io.create_int_feature(instance.token_ids + seq_padding),
+        "input_mask": tfrecord_io.create_int_feature(
+            [1] * len(instance.token_ids) + seq_padding),
+        "segment_ids": tfrecord_io.create_int_feature(instance.segment_ids + seq_padding),
+        "masked_lm_positions": tfrecord_io.create_int_feature(
+            instance.masked_lm_positions + lm_padding),
+        "masked_lm_ids": tfrecord_io.create_int_feature(instance.masked_lm_ids + lm_padding),
+        "masked_lm_weights": tfrecord_io.create_float_feature(
+            [1.0] * num_masked + [0.0] * len(lm_padding)),
+        "next_sentence_labels": tfrecord_io.create_int_feature([int(instance.is_random_next)]),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=features))
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing and progress
+
+
+def log_example(serialized: bytes, inv_vocab: Mapping[int, str]) -> None:
+    """Logs an example's tokens and features the way the original logs its first examples."""
+    feature = tf.train.Example.FromString(serialized).features.feature
+    length = sum(feature["input_mask"].int64_list.value)
+    tokens = [inv_vocab[i] for i in feature["input_ids"].int64_list.value[:length]]
+    logging.info("*** Example ***")
+    logging.info("tokens: %s", " ".join(tokenization.printable_text(t) for t in tokens))
+    for name in FEATURE_NAMES:
+        values = feature[name].int64_list.value or feature[name].float_list.value
+        logging.info("%s: %s", name, " ".join(str(value) for value in values))
+
+
+def write_examples(
+    examples: Iterable[bytes],
+    writer: tfrecord_io.RoundRobinRecordWriter,
+    inv_vocab: Mapping[int, str],
+) -> None:
+    """Writes serialized examples, logging the first `NUM_LOGGED_EXAMPLES` of the output."""
+    for serialized in examples:
+        writer.write(serialized)
+        if writer.num_written <= NUM_LOGGED_EXAMPLES:
+            log_example(serialized, inv_vocab)
+
+
+def _format_duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+
+
+class ProgressLog:
+    """Logs, at most every `interval_seconds`, documents and instances done, instances per
+    second and the ETA of the current stage, estimated from the fraction of it done."""
+
+    def __init__(self, interval_seconds: float = 10.0) -> None:
+        self._interval = interval_seconds
+        self._stage_start = time.monotonic()
+        self._last_logged = float("-inf")
+
+    def start_stage(self) -> None:
+        self._stage_start = time.monotonic()
+
+    def update(
+        self, stage: str, fraction_done: float, documents: int, instances: int,
+        force: bool = False,
+    ) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_logged < self._interval:
+            return
+        self._last_logged = now
+        elapsed = max(now - self._stage_start, 1e-9)
+        eta = "?"
+        if fraction_done > 0:
+            eta = _format_duration(elapsed * (1 - fraction_done) / fraction_done)
+        logging.info(
+            "%s: %d documents, %d instances, %.0f instances/s, %.1f%% done, ETA %s",
+            stage, documents, instances, instances / elapsed, 100 * fraction_done, eta)
+
+
+class EmptyCorpusError(ValueError):
+    """The input files hold no text to make instances from."""
+
+
+def _empty_corpus_error(input_files: Sequence[str]) -> EmptyCorpusError:
+    return EmptyCorpusError(f"--input_file: no text to make instances from in {input_files}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# --num_workers=1: the original, whole corpus at once
+
+
+def run_single_process(
+    input_files: Sequence[str],
+    tokenizer: tokenization.Tokenizer,
+    options: InstanceOptions,
+    random_seed: int,
+    writer: tfrecord_io.RoundRobinRecordWriter,
+) -> None:
+    """Reads every document, makes every instance, shuffles them all, then writes them."""
+    progress = ProgressLog()
+    input_bytes = max(total_size(input_files), 1)
+    documents: list[Document] = []
+    bytes_read = 0
+    for raw_document in iter_raw_documents(input_files):
+        sentences = tokenize_document(raw_document, tokenizer)
+        if sentences:
+            documents.append(sentences)
+        bytes_read += raw_document.num_bytes
+        progress.update("Reading", bytes_read / input_bytes, len(documents), 0)
+    if not documents:
+        raise _empty_corpus_error(input_files)
+    num_documents = len(documents)
+    logging.info("Read %d documents.", num_documents)
+
+    progress.start_stage()
+
+    def log_pass(pass_number: int, num_instances: int) -> None:
+        progress.update(
+            f"Pass {pass_number}/{options.dupe_factor}", pass_number / options.dupe_factor,
+            num_documents, num_instances, force=True)
+
+    examples = create_serialized_examples(
+        documents, options, VocabIds.from_vocab(tokenizer.vocab), random.Random(random_seed),
+        on_pass_done=log_pass)
+    del documents
+    _log_output_files(writer.output_files)
+    write_examples(examples, writer, tokenizer.inv_vocab)
+
+
+def _log_output_files(output_files: Sequence[str]) -> None:
+    logging.info("*** Writing to output files ***")
+    for output_file in output_files:
+        logging.info("  %s", output_file)
+
+
+# ---------------------------------------------------------------------------------------------
+# --num_workers>1: independent shards in worker processes, written in shard order
+
+
+def iter_shards(
+    documents: Iterable[RawDocument], shard_size_bytes: int
+) -> Iterator[list[RawDocument]]:
+    """Groups consecutive documents into shards of at least `shard_size_bytes` (but the last)."""
+    shard: list[RawDocument] = []
+    size = 0
+    for document in documents:
+        shard.append(document)
+        size += document.num_bytes
+        if size >= shard_size_bytes:
+            yield shard
+            shard, size = [], 0
+    if shard:
+        yield shard
+
+
+def shard_seed(random_seed: int, shard_index: int) -> int:
+    """The seed of one shard: 64 bits of SHA-256 of "random_seed:shard_index"."""
+    digest = hashlib.sha256(f"{random_seed}:{shard_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+class ShardResult(NamedTuple):
+    shard_index: int
+    num_documents: int
+    num_instances: int
+    # Where the worker left the shard's serialized examples (see `write_spill`).
+    spill_path: str
+
+
+def write_spill(path: str, records: Iterable[bytes]) -> None:
+    """Stores records as (4-byte little-endian length, bytes) pairs: a worker's hand-off."""
+    with open(path, "wb") as spill:
+        for record in records:
+            spill.write(struct.pack("<I", len(record)))
+            spill.write(record)
+
+
+def read_spill(path: str) -> Iterator[bytes]:
+    """The records stored by `write_spill`, in order."""
+    with open(path, "rb") as spill:
+        while header := spill.read(4):
+            (length,) = struct.unpack("<I", header)
+            yield spill.read(length)
+
+
+# Set in each worker process by `_init_worker`: the tokenizer and settings every shard uses.
+_worker_state: dict = {}
+
+
+def _init_worker(
+    tokenizer_config: dict, options: InstanceOptions, random_seed: int, spill_dir: str
+) -> None:
+    tokenizer = tokenization.create_tokenizer(**tokenizer_config)
+    _worker_state.update(
+        tokenizer=tokenizer,
+        vocab_ids=VocabIds.from_vocab(tokenizer.vocab),
+        options=options,
+        random_seed=random_seed,
+        spill_dir=spill_dir,
+    )
+
+
+def _process_shard(shard_index: int, raw_documents: list[RawDocument]) -> ShardResult:
+    """Runs the original algorithm on one shard alone and spills its shuffled examples."""
+    state = _worker_state
+    documents = []
+    for raw_document in raw_documents:
+        sentences = tokenize_document(raw_document, state["tokenizer"])
+        if sentences:
+            documents.append(sentences)
+    examples = []
+    if documents:
+        rng = random.Random(shard_seed(state["random_seed"], shard_index))
+        examples = create_serialized_examples(
+            documents, state["options"], state["vocab_ids"], rng)
+    spill_path = os.path.join(state["spill_dir"], f"shard-{shard_index:08d}.records")
+    write_spill(spill_path, examples)
+    return ShardResult(shard_index, len(documents), len(examples), spill_path)
+
+
+def _spill_location(output_file: str) -> dict:
+    """Keyword arguments of `tempfile.TemporaryDirectory` for the workers' hand-off files.
+
+    Next to a local output, whose disk must hold that much data anyway (the system temp
+    directory may be a small RAM disk); in the system temp directory for gs:// and the like.
+    """
+    if "://" in output_file:
+        return dict(prefix="create_pretraining_data-")
+    return dict(prefix=".create_pretraining_data-", dir=os.path.dirname(output_file) or ".")
+
+
+def _results_in_shard_order(
+    executor: concurrent.futures.Executor,
+    shards: Iterable[list[RawDocument]],
+    max_in_flight: int,
+) -> Iterator[tuple[ShardResult, int]]:
+    """Submits each shard to `executor` and yields (result, shard bytes) in shard order.
+
+    At most `max_in_flight` shards are submitted and not yet yielded: a few more than there
+    are workers, so that none waits for the reader, while the raw text queued stays small.
+    """
+    in_flight: collections.deque = collections.deque()
+    for shard_index, shard in enumerate(shards):
+        shard_bytes = sum(document.num_bytes for document in shard)
+        in_flight.append((executor.submit(_process_shard, shard_index, shard), shard_bytes))
+        if len(in_flight) >= max_in_flight:
+            future, shard_bytes = in_flight.popleft()
+            yield future.result(), shard_bytes
+    while in_flight:
+        future, shard_bytes = in_flight.popleft()
+        yield future.result(), shard_bytes
+
+
+def run_sharded(
+    input_files: Sequence[str],
+    tokenizer_config: dict,
+    inv_vocab: Mapping[int, str],
+    options: InstanceOptions,
+    random_seed: int,
+    num_workers: int,
+    shard_size_bytes: int,
+    writer: tfrecord_io.RoundRobinRecordWriter,
+) -> None:
+    """Streams shards to `num_workers` processes and writes their examples in shard order."""
+    _log_output_files(writer.output_files)
+    progress = ProgressLog()
+    input_bytes = max(total_size(input_files), 1)
+    bytes_done = num_documents = 0
+    shards = iter_shards(iter_raw_documents(input_files), shard_size_bytes)
+    with tempfile.TemporaryDirectory(**_spill_location(writer.output_files[0])) as spill_dir:
+        # Spawned rather than forked workers: forking a process that already runs TensorFlow's
+        # thread pools can deadlock the children. Unlike multiprocessing.Pool, the executor
+        # reports a worker that dies (say, killed for lack of memory) instead of hanging.
+        executor = concurrent.futures.ProcessPoolExecutor(
+            num_workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(tokenizer_config, options, random_seed, spill_dir))
+        try:
+            for result, shard_bytes in _results_in_shard_order(
+                    executor, shards, 2 * num_workers):
+                write_examples(read_spill(result.spill_path), writer, inv_vocab)
+                os.remove(result.spill_path)
+                bytes_done += shard_bytes
+                num_documents += result.num_documents
+                progress.update(
+                    f"Shard {result.shard_index}", bytes_done / input_bytes, num_documents,
+                    writer.num_written)
+        except concurrent.futures.process.BrokenProcessPool as error:
+            raise RuntimeError(
+                "A worker process died, perhaps killed for lack of memory; a smaller "
+                "--shard_size_mb or --num_workers needs less.") from error
+        finally:
+            # After an error, drop the queued shards rather than computing them.
+            executor.shutdown(wait=True, cancel_futures=True)
+    if writer.num_written == 0:
+        raise _empty_corpus_error(input_files)
+    logging.info("Read %d documents.", num_documents)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _require_flags(flag_values: flags.FlagValues, *names: str) -> None:
+    for name in names:
+        if not flag_values[name].value:
+            raise app.UsageError(f"--{name} is required.")
+
+
+def _output_files(output_file: str) -> list[str]:
+    output_files = output_file.split(",")
+    if not all(output_files):
+        raise app.UsageError(f"--output_file={output_file!r} has an empty file name.")
+    return output_files
+
+
+def main(argv: Sequence[str], flag_values: flags.FlagValues = FLAGS) -> None:
+    """Runs the script with the parsed `flag_values` (those of `define_flags`)."""
+    del argv
+    logging.set_verbosity(logging.INFO)
+    config = flag_values
+    _require_flags(config, "input_file", "output_file")
+    if not config.vocab_file and not config.spm_model_file:
+        raise app.UsageError("--vocab_file (or --spm_model_file) is required.")
+    tokenizer_config = dict(
+        vocab_file=config.vocab_file, do_lower_case=config.do_lower_case,
+        spm_model_file=config.spm_model_file)
+    tokenizer = tokenization.create_tokenizer(**tokenizer_config)
+    if config.do_whole_word_mask and not VocabIds.from_vocab(tokenizer.vocab).subword_ids:
+        logging.warning(
+            "--do_whole_word_mask finds words by their '##' pieces, and this vocab has none: "
+            "every token is masked on its own.")
+    options = InstanceOptions(
+        max_seq_length=config.max_seq_length,
+        max_predictions_per_seq=config.max_predictions_per_seq,
+        masked_lm_prob=config.masked_lm_prob,
+        short_seq_prob=config.short_seq_prob,
+        dupe_factor=config.dupe_factor,
+        do_whole_word_mask=config.do_whole_word_mask,
+    )
+    input_files = expand_input_patterns(config.input_file, sort=config.num_workers > 1)
+    output_files = _output_files(config.output_file)
+    logging.info("*** Reading from input files ***")
+    for input_file in input_files:
+        logging.info("  %s", input_file)
+
+    with tfrecord_io.RoundRobinRecordWriter(output_files) as writer:
+        if config.num_workers == 1:
+            run_single_process(input_files, tokenizer, options, config.random_seed, writer)
+        else:
+            run_sharded(
+                input_files, tokenizer_config, tokenizer.inv_vocab, options, config.random_seed,
+                config.num_workers, int(config.shard_size_mb * 1024 * 1024), writer)
+    logging.info("Wrote %d total instances", writer.num_written)
+
+
+if __name__ == "__main__":
+    define_flags()
+    flags.mark_flag_as_required("input_file")
+    flags.mark_flag_as_required("output_file")
+    app.run(main)
