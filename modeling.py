@@ -372,6 +372,20 @@ def get_assignment_map_from_checkpoint(
     return assignment_map, initialized_variable_names
 
 
+def check_checkpoint_fits(config: BertConfig, init_checkpoint: str) -> None:
+    """Raises ValueError, before any training, when `init_checkpoint` is missing or its
+    encoder variables do not have the shapes `config` gives them."""
+    try:
+        tf.train.list_variables(init_checkpoint)
+    except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as err:
+        raise FileNotFoundError(
+            f"--init_checkpoint: cannot read a checkpoint at {init_checkpoint}: {err}"
+        ) from None
+    with tf.Graph().as_default():
+        BertModel(config, is_training=False, input_ids=tf1.placeholder(tf.int32, [1, 2]))
+        get_assignment_map_from_checkpoint(tf1.trainable_variables(), init_checkpoint)
+
+
 def checkpoint_report(
     tvars: Sequence[tf.Variable], init_checkpoint: str, assignment_map: dict[str, str]
 ) -> CheckpointReport:

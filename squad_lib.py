@@ -24,12 +24,12 @@ import dataclasses
 import heapq
 import json
 import math
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import tensorflow.compat.v1 as tf
 
+import tfrecord_io
 import tokenization
 
 FIRST_UNIQUE_ID = 1000000000
@@ -963,10 +963,7 @@ def write_json_atomically(path: str, value: Any) -> None:
 
     A reader never sees a half-written file, and an interrupted run leaves the old one intact.
     """
-    temp_path = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(temp_path, "w") as writer:
-        writer.write(json.dumps(value, indent=4) + "\n")
-    tf.io.gfile.rename(temp_path, path, overwrite=True)
+    tfrecord_io.write_text_atomically(path, json.dumps(value, indent=4) + "\n")
 
 
 def write_predictions(

@@ -1,0 +1,519 @@
+"""One place that turns a task's model_fn into a running Estimator.
+
+Every script writes its model_fn once, TPUEstimator style (it returns a
+`TPUEstimatorSpec`). With `--use_tpu` it runs under `TPUEstimator` exactly as the original
+scripts did; otherwise the same model_fn runs under a plain `tf.estimator.Estimator`
+(the spec is converted with `as_estimator_spec`), which is the GPU/CPU path.
+
+Also here: the hardware flags every script shares, restoring an `--init_checkpoint`, and the
+wrapper that gives each mode its own batch size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import tensorflow as tf
+from absl import flags
+
+import modeling
+import tfrecord_io
+
+tf1 = tf.compat.v1
+FLAGS = flags.FLAGS
+
+ModelFn = Callable[..., Any]
+InputFn = Callable[[dict], tf.data.Dataset]
+
+
+def define_hardware_flags() -> None:
+    """Defines the TPU and checkpointing flags, with the original scripts' names and defaults."""
+    flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
+    flags.DEFINE_string(
+        "tpu_name",
+        None,
+        "The Cloud TPU to use: the name given when creating it, or a grpc://ip:8470 URL.",
+    )
+    flags.DEFINE_string(
+        "tpu_zone", None, "[Optional] GCE zone of the Cloud TPU; detected from metadata if unset."
+    )
+    flags.DEFINE_string(
+        "gcp_project",
+        None,
+        "[Optional] Project of the Cloud TPU; detected from metadata if unset.",
+    )
+    flags.DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
+    flags.DEFINE_integer(
+        "num_tpu_cores", 8, "Only used if `use_tpu` is True. Total number of TPU cores to use."
+    )
+    flags.DEFINE_integer("save_checkpoints_steps", 1000, "How often to save the model checkpoint.")
+    flags.DEFINE_integer(
+        "iterations_per_loop", 1000, "How many steps to make in each estimator call."
+    )
+    flags.DEFINE_integer(
+        "keep_checkpoint_max", 5, "How many recent checkpoints to keep in --output_dir."
+    )
+
+
+def define_fine_tuning_flags(max_seq_length: int = 128) -> None:
+    """The model, data and schedule flags shared by run_classifier.py and run_squad.py,
+    with the original scripts' names and defaults."""
+    flags.DEFINE_string(
+        "bert_config_file",
+        None,
+        "The config json file of the pre-trained BERT model; it sets the architecture.",
+    )
+    flags.DEFINE_string(
+        "vocab_file", None, "The vocabulary file that the BERT model was trained on."
+    )
+    flags.DEFINE_string(
+        "spm_model_file",
+        None,
+        "A SentencePiece model to tokenize with instead of --vocab_file (ALBERT-style and "
+        "some multilingual models).",
+    )
+    flags.DEFINE_string(
+        "output_dir", None, "The output directory where the model checkpoints will be written."
+    )
+    flags.DEFINE_string(
+        "init_checkpoint", None, "Initial checkpoint (usually from a pre-trained BERT model)."
+    )
+    flags.DEFINE_bool(
+        "do_lower_case",
+        True,
+        "Whether to lower case the input text. True for uncased models, False for cased ones.",
+    )
+    flags.DEFINE_integer(
+        "max_seq_length",
+        max_seq_length,
+        "The maximum total input sequence length after WordPiece tokenization. Longer "
+        "sequences are truncated, shorter ones padded.",
+    )
+    flags.DEFINE_bool("do_train", False, "Whether to run training.")
+    flags.DEFINE_bool("do_predict", False, "Whether to run the model in inference mode.")
+    flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
+    flags.DEFINE_integer("predict_batch_size", 8, "Total batch size for predictions.")
+    flags.DEFINE_float("learning_rate", 5e-5, "The initial learning rate for Adam.")
+    flags.DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs to perform.")
+    flags.DEFINE_float(
+        "warmup_proportion",
+        0.1,
+        "Proportion of training to perform linear learning rate warmup for (0.1 = 10%).",
+    )
+    define_hardware_flags()
+    define_gpu_flags()
+
+
+def check_model_flags(bert_config: modeling.BertConfig) -> None:
+    """Checks, before any work, the flags every fine-tuning script shares."""
+    if FLAGS.max_seq_length > bert_config.max_position_embeddings:
+        raise ValueError(
+            f"--max_seq_length={FLAGS.max_seq_length} is longer than the model's "
+            f"max_position_embeddings ({bert_config.max_position_embeddings}) in "
+            f"{FLAGS.bert_config_file}"
+        )
+    if FLAGS.init_checkpoint:
+        modeling.check_checkpoint_fits(bert_config, FLAGS.init_checkpoint)
+
+
+def define_gpu_flags() -> None:
+    """Flags of the GPU/CPU path: distribution, precision, XLA (all off by default)."""
+    flags.DEFINE_enum(
+        "distribution_strategy",
+        "none",
+        ["none", "mirrored", "multi_worker"],
+        "How to spread training without a TPU: 'none' (one device), 'mirrored' (every GPU "
+        "of this machine, or --num_gpus of them) or 'multi_worker' (MultiWorkerMirrored "
+        "over the cluster in the TF_CONFIG environment variable). Batch-size flags stay "
+        "global: each replica gets batch_size / number_of_replicas examples.",
+    )
+    flags.DEFINE_integer(
+        "num_gpus",
+        None,
+        "With --distribution_strategy=mirrored: how many GPUs to use (default: all).",
+    )
+    flags.DEFINE_integer(
+        "num_cpu_devices",
+        1,
+        "Split this machine's CPU into N logical devices so that 'mirrored' and "
+        "'multi_worker' can be tried without GPUs (for testing a set-up on a laptop).",
+    )
+    flags.DEFINE_enum(
+        "precision",
+        "float32",
+        ["float32", "float16", "bfloat16"],
+        "Compute type of the model. float16: mixed precision for GPUs (float32 master "
+        "weights, dynamic loss scaling); bfloat16: mixed precision for CPUs and TPUs. "
+        "Checkpoints are float32 either way.",
+    )
+    flags.DEFINE_bool("use_xla", False, "Compile the graph with XLA (just-in-time).")
+    flags.DEFINE_integer(
+        "gradient_accumulation_steps",
+        1,
+        "Split every training batch into this many micro-batches and add up their gradients "
+        "before one optimizer step: the same update with less memory. --train_batch_size "
+        "stays the batch of one optimizer step; the global step counts optimizer steps.",
+    )
+    flags.DEFINE_enum(
+        "optimizer",
+        "adamw",
+        ["adamw", "lamb"],
+        "adamw: BERT's Adam with weight decay; lamb: layer-wise adaptive (large batches).",
+    )
+    flags.DEFINE_integer(
+        "random_seed",
+        None,
+        "Seed for initialization, dropout and input shuffling, making a run repeatable. "
+        "Unset: a fresh seed every run, as the original.",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """What the GPU-path flags change inside a model_fn: the model's compute type and the
+    optimizer's settings. The defaults are the original's float32 AdamW."""
+
+    compute_type: tf.DType = tf.float32
+    optimizer_name: str = "adamw"
+    gradient_accumulation_steps: int = 1
+    loss_scaling: bool = False
+
+    def optimizer_kwargs(self) -> dict:
+        """Keyword arguments for `optimization.create_optimizer`."""
+        kwargs = {"optimizer_name": self.optimizer_name}
+        if self.gradient_accumulation_steps > 1:
+            kwargs["gradient_accumulation_steps"] = self.gradient_accumulation_steps
+        if self.loss_scaling:
+            kwargs["loss_scaling"] = True
+        return kwargs
+
+
+DEFAULT_RUN_OPTIONS = RunOptions()
+
+
+def run_options_from_flags() -> RunOptions:
+    """The RunOptions the flags ask for, checked against --use_tpu."""
+    if FLAGS.gradient_accumulation_steps < 1:
+        raise ValueError("--gradient_accumulation_steps must be at least 1")
+    if FLAGS.use_tpu and FLAGS.gradient_accumulation_steps > 1:
+        raise ValueError("--gradient_accumulation_steps is for the GPU/CPU path, not --use_tpu")
+    if FLAGS.use_tpu and FLAGS.precision == "float16":
+        raise ValueError("TPUs compute in bfloat16: use --precision=bfloat16 with --use_tpu")
+    return RunOptions(
+        compute_type=tf.as_dtype(FLAGS.precision),
+        optimizer_name=FLAGS.optimizer,
+        gradient_accumulation_steps=FLAGS.gradient_accumulation_steps,
+        loss_scaling=FLAGS.precision == "float16",
+    )
+
+
+def _split_cpu_into_devices(count: int) -> None:
+    """Makes `count` logical CPU devices; must run before TensorFlow touches a device."""
+    if count <= 1:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+        )
+    except RuntimeError as err:
+        raise RuntimeError(
+            "--num_cpu_devices must be applied before TensorFlow initializes its devices"
+        ) from err
+
+
+def make_distribution_strategy() -> tf.distribute.Strategy | None:
+    """The strategy chosen by --distribution_strategy, or None for a single device."""
+    kind = FLAGS.distribution_strategy
+    if kind == "none":
+        return None
+    _split_cpu_into_devices(FLAGS.num_cpu_devices)
+    if kind == "mirrored":
+        gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
+        if FLAGS.num_gpus is not None:
+            if FLAGS.num_gpus > len(gpus):
+                raise ValueError(f"--num_gpus={FLAGS.num_gpus} but this machine has {len(gpus)}")
+            gpus = gpus[: FLAGS.num_gpus]
+        devices = gpus or [device.name for device in tf.config.list_logical_devices("CPU")]
+        return tf1.distribute.MirroredStrategy(devices=devices)
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError(
+            "--distribution_strategy=multi_worker reads the cluster from the TF_CONFIG "
+            "environment variable, which is not set"
+        )
+    return tf1.distribute.experimental.MultiWorkerMirroredStrategy()
+
+
+def _tpu_run_config(output_dir: str) -> tf1.estimator.tpu.RunConfig:
+    cluster = None
+    if FLAGS.tpu_name:
+        cluster = tf.distribute.cluster_resolver.TPUClusterResolver(
+            FLAGS.tpu_name, zone=FLAGS.tpu_zone, project=FLAGS.gcp_project
+        )
+    return tf1.estimator.tpu.RunConfig(
+        cluster=cluster,
+        master=FLAGS.master,
+        model_dir=output_dir,
+        save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+        keep_checkpoint_max=FLAGS.keep_checkpoint_max,
+        tpu_config=tf1.estimator.tpu.TPUConfig(
+            iterations_per_loop=FLAGS.iterations_per_loop,
+            num_shards=FLAGS.num_tpu_cores,
+            per_host_input_for_training=tf1.estimator.tpu.InputPipelineConfig.PER_HOST_V2,
+        ),
+    )
+
+
+def _session_config(
+    strategy: tf.distribute.Strategy | None, use_xla: bool
+) -> tf1.ConfigProto | None:
+    """Session settings for the GPU/CPU path.
+
+    Replicas wait on each other inside all-reduce ops; with TensorFlow's default inter-op
+    pool sized to a small CPU's core count, those waits can take every thread and stall
+    the step, so a distributed run gets a larger pool. XLA is switched on here too.
+    """
+    if strategy is None and not use_xla:
+        return None
+    config = tf1.ConfigProto(allow_soft_placement=True)
+    if strategy is not None:
+        config.inter_op_parallelism_threads = max(8, 2 * (os.cpu_count() or 1))
+        config.device_count["CPU"] = max(FLAGS.num_cpu_devices, 1)
+    if use_xla:
+        config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
+        _enable_xla_on_cpu()
+    return config
+
+
+def _enable_xla_on_cpu() -> None:
+    """TensorFlow auto-clusters for XLA on GPUs only unless told otherwise; this flag
+    extends it to the CPU, so --use_xla means the same on every machine."""
+    xla_flags = os.environ.get("TF_XLA_FLAGS", "")
+    if "--tf_xla_cpu_global_jit" not in xla_flags:
+        os.environ["TF_XLA_FLAGS"] = (xla_flags + " --tf_xla_cpu_global_jit").strip()
+
+
+def as_estimator_model_fn(tpu_model_fn: ModelFn) -> ModelFn:
+    """Adapts a model_fn that returns `TPUEstimatorSpec` to a plain Estimator."""
+
+    def model_fn(features, labels, mode, params):
+        spec = tpu_model_fn(features, labels, mode, params)
+        if isinstance(spec, tf1.estimator.tpu.TPUEstimatorSpec):
+            return spec.as_estimator_spec()
+        return spec
+
+    return model_fn
+
+
+class BertEstimator:
+    """A TPUEstimator, or a plain Estimator with per-mode batch sizes, behind one API.
+
+    `train`, `evaluate` and `predict` take input_fns of the form `input_fn(params)` that
+    read the batch size from `params["batch_size"]`, as TPUEstimator gives it.
+    """
+
+    def __init__(
+        self,
+        model_fn: ModelFn,
+        output_dir: str,
+        train_batch_size: int,
+        eval_batch_size: int = 8,
+        predict_batch_size: int = 8,
+        params: dict | None = None,
+    ):
+        self.use_tpu = FLAGS.use_tpu
+        self.num_replicas = 1
+        self.accumulation_steps = 1 if self.use_tpu else FLAGS.gradient_accumulation_steps
+        self.seed = FLAGS.random_seed
+        self.batch_sizes = {
+            tf.estimator.ModeKeys.TRAIN: train_batch_size,
+            tf.estimator.ModeKeys.EVAL: eval_batch_size,
+            tf.estimator.ModeKeys.PREDICT: predict_batch_size,
+        }
+        if self.use_tpu:
+            self.estimator = tf1.estimator.tpu.TPUEstimator(
+                use_tpu=True,
+                model_fn=model_fn,
+                config=_tpu_run_config(output_dir),
+                params=params,
+                train_batch_size=train_batch_size,
+                eval_batch_size=eval_batch_size,
+                predict_batch_size=predict_batch_size,
+            )
+        else:
+            strategy = make_distribution_strategy()
+            self.num_replicas = strategy.num_replicas_in_sync if strategy else 1
+            config = tf.estimator.RunConfig(
+                model_dir=output_dir,
+                session_config=_session_config(strategy, FLAGS.use_xla),
+                tf_random_seed=FLAGS.random_seed,
+                save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+                keep_checkpoint_max=FLAGS.keep_checkpoint_max,
+                log_step_count_steps=100,
+                train_distribute=strategy,
+                eval_distribute=strategy,
+            )
+            self.estimator = tf.estimator.Estimator(
+                model_fn=as_estimator_model_fn(model_fn), config=config, params=params or {}
+            )
+
+    def _input_fn_for(self, input_fn: InputFn, mode: str) -> InputFn:
+        if self.use_tpu:
+            return input_fn  # TPUEstimator fills params["batch_size"] per shard itself.
+        batch_size = self.per_replica_batch_size(mode)
+
+        def with_batch_size(params, input_context=None):
+            return input_fn(
+                dict(params, batch_size=batch_size, input_context=input_context, seed=self.seed)
+            )
+
+        return with_batch_size
+
+    def per_replica_batch_size(self, mode: str) -> int:
+        """The batch one replica reads per run of the graph.
+
+        The flags give the global batch of one optimizer step. Under a strategy the
+        Estimator feeds every replica its own batch, and with gradient accumulation one
+        optimizer step takes several runs, so each run of each replica reads
+        global / (replicas x accumulation steps) examples.
+        """
+        global_batch = self.batch_sizes[mode]
+        parts = self.num_replicas
+        if mode == tf.estimator.ModeKeys.TRAIN:
+            parts *= self.accumulation_steps
+        if global_batch % parts:
+            raise ValueError(
+                f"The {mode} batch size {global_batch} does not divide into {self.num_replicas} "
+                f"replica(s) x {self.accumulation_steps if mode == 'train' else 1} "
+                "micro-batch(es)"
+            )
+        if parts > 1:
+            tf1.logging.info(
+                "%s: batch %d = %d replica(s) x %d micro-batch(es) x %d examples",
+                mode,
+                global_batch,
+                self.num_replicas,
+                parts // self.num_replicas,
+                global_batch // parts,
+            )
+        return global_batch // parts
+
+    def train(self, input_fn: InputFn, max_steps: int, hooks: Iterable | None = None) -> None:
+        """Trains until the global step reaches `max_steps` (resuming from `output_dir`)."""
+        hooks = list(hooks or [])
+        if not self.use_tpu:
+            hooks.append(
+                ThroughputHook(self.batch_sizes[tf.estimator.ModeKeys.TRAIN], self.model_dir)
+            )
+        self.estimator.train(
+            self._input_fn_for(input_fn, tf.estimator.ModeKeys.TRAIN),
+            max_steps=max_steps,
+            hooks=hooks,
+        )
+
+    def evaluate(
+        self, input_fn: InputFn, steps: int | None = None, checkpoint_path: str | None = None
+    ) -> dict:
+        return self.estimator.evaluate(
+            self._input_fn_for(input_fn, tf.estimator.ModeKeys.EVAL),
+            steps=steps,
+            checkpoint_path=checkpoint_path,
+        )
+
+    def predict(self, input_fn: InputFn, checkpoint_path: str | None = None) -> Iterable[dict]:
+        return self.estimator.predict(
+            self._input_fn_for(input_fn, tf.estimator.ModeKeys.PREDICT),
+            checkpoint_path=checkpoint_path,
+            yield_single_examples=True,
+        )
+
+    @property
+    def model_dir(self) -> str:
+        return self.estimator.model_dir
+
+
+class ThroughputHook(tf1.train.SessionRunHook):
+    """Logs optimizer steps/s and examples/s, and writes both to TensorBoard
+    (`throughput/steps_per_sec`, `throughput/examples_per_sec`)."""
+
+    def __init__(self, global_batch_size: int, model_dir: str, every_n_steps: int = 100):
+        self.global_batch_size = global_batch_size
+        self.model_dir = model_dir
+        self.every_n_steps = every_n_steps
+
+    def begin(self):
+        self._global_step = tf1.train.get_global_step()
+        self._last_step = None
+        self._last_time = None
+
+    def before_run(self, run_context):
+        return tf1.train.SessionRunArgs(self._global_step)
+
+    def after_run(self, run_context, run_values):
+        step = int(run_values.results)
+        now = time.time()
+        if self._last_step is None:
+            self._last_step, self._last_time = step, now
+            return
+        if step - self._last_step < self.every_n_steps:
+            return
+        steps_per_sec = (step - self._last_step) / max(now - self._last_time, 1e-9)
+        examples_per_sec = steps_per_sec * self.global_batch_size
+        tf1.logging.info(
+            "step %d: %.3f steps/s, %.1f examples/s", step, steps_per_sec, examples_per_sec
+        )
+        writer = tf1.summary.FileWriterCache.get(self.model_dir)
+        summary = tf1.Summary(
+            value=[
+                tf1.Summary.Value(tag="throughput/steps_per_sec", simple_value=steps_per_sec),
+                tf1.Summary.Value(
+                    tag="throughput/examples_per_sec", simple_value=examples_per_sec
+                ),
+            ]
+        )
+        writer.add_summary(summary, step)
+        self._last_step, self._last_time = step, now
+
+
+def restore_from_checkpoint(init_checkpoint: str | None, use_tpu: bool) -> Callable | None:
+    """Initializes the graph's trainable variables from `init_checkpoint`.
+
+    Call inside a model_fn after the model is built. Returns the `scaffold_fn` a
+    TPUEstimatorSpec needs on TPU (where initialization must happen inside the
+    scaffold), or None. Logs each variable and whether it came from the checkpoint.
+    """
+    tvars = tf1.trainable_variables()
+    initialized: dict[str, int] = {}
+    scaffold_fn = None
+    if init_checkpoint:
+        assignment_map, initialized = modeling.get_assignment_map_from_checkpoint(
+            tvars, init_checkpoint
+        )
+        if use_tpu:
+
+            def scaffold_fn():
+                tf1.train.init_from_checkpoint(init_checkpoint, assignment_map)
+                return tf1.train.Scaffold()
+
+        else:
+            tf1.train.init_from_checkpoint(init_checkpoint, assignment_map)
+    tf1.logging.info("**** Trainable Variables ****")
+    for var in tvars:
+        source = ", *INIT_FROM_CKPT*" if var.name in initialized else ""
+        tf1.logging.info("  name = %s, shape = %s%s", var.name, var.shape, source)
+    return scaffold_fn
+
+
+def write_eval_results(result: dict, path: str) -> None:
+    """Writes `key = value` lines sorted by key, as the original scripts' eval_results.txt,
+    via a temporary file so a crash never leaves a half-written file."""
+    tf1.logging.info("***** Eval results *****")
+    lines = []
+    for key in sorted(result):
+        tf1.logging.info("  %s = %s", key, str(result[key]))
+        lines.append(f"{key} = {result[key]}\n")
+    tfrecord_io.write_text_atomically(path, "".join(lines))

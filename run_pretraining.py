@@ -1,0 +1,342 @@
+"""Pre-trains BERT with the masked-LM and next-sentence objectives.
+
+Reads the TFRecords written by create_pretraining_data.py. Starting from scratch or from a
+released checkpoint (`--init_checkpoint`), whose `cls/` heads are restored too, so continued
+pre-training on a domain corpus picks up exactly where Google's training stopped.
+
+  python run_pretraining.py --input_file=out/*.tfrecord --output_dir=out/model \
+      --bert_config_file=bert_config.json --do_train --num_train_steps=10000
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+from absl import app, flags
+
+import estimator_builder
+import modeling
+import optimization
+import tfrecord_io
+
+tf1 = tf.compat.v1
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_string(
+        "bert_config_file",
+        None,
+        "The config json file of the pre-trained BERT model; it sets the architecture.",
+    )
+    flags.DEFINE_string(
+        "input_file", None, "Input TF example files (can be a glob or comma separated)."
+    )
+    flags.DEFINE_string(
+        "output_dir", None, "The output directory where the model checkpoints will be written."
+    )
+    flags.DEFINE_string(
+        "init_checkpoint", None, "Initial checkpoint (usually from a pre-trained BERT model)."
+    )
+    flags.DEFINE_integer(
+        "max_seq_length",
+        128,
+        "Total sequence length after WordPiece tokenization. Must match data generation.",
+    )
+    flags.DEFINE_integer(
+        "max_predictions_per_seq",
+        20,
+        "Maximum number of masked LM predictions per sequence. Must match data generation.",
+    )
+    flags.DEFINE_bool("do_train", False, "Whether to run training.")
+    flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
+    flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
+    flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
+    flags.DEFINE_float("learning_rate", 5e-5, "The initial learning rate for Adam.")
+    flags.DEFINE_integer("num_train_steps", 100000, "Number of training steps.")
+    flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.")
+    flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
+    estimator_builder.define_hardware_flags()
+    estimator_builder.define_gpu_flags()
+
+
+# ---------------------------------------------------------------------------------- heads
+
+
+def gather_indexes(sequence_tensor: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
+    """Picks the vectors at `positions` of each sequence.
+
+    Args:
+      sequence_tensor: `[batch_size, seq_length, width]`.
+      positions: int32 `[batch_size, num_positions]`.
+
+    Returns:
+      `[batch_size * num_positions, width]`.
+    """
+    batch_size, seq_length, width = modeling.get_shape_list(sequence_tensor, expected_rank=3)
+    row_starts = tf.reshape(tf.range(batch_size, dtype=tf.int32) * seq_length, [-1, 1])
+    flat_positions = tf.reshape(positions + row_starts, [-1])
+    flat_sequence = tf.reshape(sequence_tensor, [batch_size * seq_length, width])
+    return tf.gather(flat_sequence, flat_positions)
+
+
+def get_masked_lm_output(
+    bert_config: modeling.BertConfig,
+    input_tensor: tf.Tensor,
+    output_weights: tf.Tensor,
+    positions: tf.Tensor,
+    label_ids: tf.Tensor,
+    label_weights: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The masked-LM head, its output layer tied to the word-embedding table.
+
+    Args:
+      input_tensor: the encoder's `[batch_size, seq_length, hidden_size]` output.
+      output_weights: the `[vocab_size, hidden_size]` embedding table.
+      positions, label_ids: int32 `[batch_size, max_predictions_per_seq]`.
+      label_weights: float `[batch_size, max_predictions_per_seq]`, 0 for padding slots.
+
+    Returns:
+      `(loss, per_example_loss [batch * max_predictions], log_probs [batch *
+      max_predictions, vocab_size])`; the loss is the weight-averaged cross-entropy.
+    """
+    hidden = gather_indexes(input_tensor, positions)
+    with tf1.variable_scope("cls/predictions"):
+        with tf1.variable_scope("transform"):
+            hidden = modeling.dense_layer(
+                hidden,
+                bert_config.hidden_size,
+                activation=modeling.get_activation(bert_config.hidden_act),
+                initializer_range=bert_config.initializer_range,
+            )
+            hidden = modeling.layer_norm(hidden)
+        output_bias = tf1.get_variable(
+            "output_bias", [bert_config.vocab_size], initializer=tf1.zeros_initializer()
+        )
+        logits = tf.matmul(hidden, tf.cast(output_weights, hidden.dtype), transpose_b=True)
+        logits = tf.nn.bias_add(tf.cast(logits, tf.float32), output_bias)
+        log_probs = tf.nn.log_softmax(logits, axis=-1)
+
+        label_ids = tf.reshape(label_ids, [-1])
+        label_weights = tf.reshape(label_weights, [-1])
+        per_example_loss = -tf.reduce_sum(
+            log_probs * tf.one_hot(label_ids, depth=bert_config.vocab_size), axis=-1
+        )
+        # The epsilon keeps a batch without any masked position from dividing by zero.
+        loss = tf.reduce_sum(label_weights * per_example_loss) / (
+            tf.reduce_sum(label_weights) + 1e-5
+        )
+    return loss, per_example_loss, log_probs
+
+
+def get_next_sentence_output(
+    bert_config: modeling.BertConfig, input_tensor: tf.Tensor, labels: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The next-sentence head: a 2-way classifier on the pooled output.
+
+    Args:
+      input_tensor: the pooled `[batch_size, hidden_size]` output.
+      labels: int32 `[batch_size, 1]`, 0 = "B follows A", 1 = "B is random".
+
+    Returns:
+      `(mean loss, per_example_loss [batch_size], log_probs [batch_size, 2])`.
+    """
+    with tf1.variable_scope("cls/seq_relationship"):
+        output_weights = tf1.get_variable(
+            "output_weights",
+            [2, bert_config.hidden_size],
+            initializer=modeling.create_initializer(bert_config.initializer_range),
+        )
+        output_bias = tf1.get_variable("output_bias", [2], initializer=tf1.zeros_initializer())
+        logits = tf.matmul(tf.cast(input_tensor, tf.float32), output_weights, transpose_b=True)
+        log_probs = tf.nn.log_softmax(tf.nn.bias_add(logits, output_bias), axis=-1)
+        one_hot = tf.one_hot(tf.reshape(labels, [-1]), depth=2)
+        per_example_loss = -tf.reduce_sum(one_hot * log_probs, axis=-1)
+        return tf.reduce_mean(per_example_loss), per_example_loss, log_probs
+
+
+def pretraining_metrics(
+    masked_lm_example_loss,
+    masked_lm_log_probs,
+    masked_lm_ids,
+    masked_lm_weights,
+    next_sentence_example_loss,
+    next_sentence_log_probs,
+    next_sentence_labels,
+) -> dict:
+    """Eval metrics: accuracy and mean loss of both objectives (padding slots weighted 0)."""
+    masked_lm_weights = tf.reshape(masked_lm_weights, [-1])
+    masked_lm_predictions = tf.argmax(masked_lm_log_probs, axis=-1, output_type=tf.int32)
+    next_sentence_predictions = tf.argmax(next_sentence_log_probs, axis=-1, output_type=tf.int32)
+    return {
+        "masked_lm_accuracy": tf1.metrics.accuracy(
+            labels=tf.reshape(masked_lm_ids, [-1]),
+            predictions=masked_lm_predictions,
+            weights=masked_lm_weights,
+        ),
+        "masked_lm_loss": tf1.metrics.mean(
+            values=tf.reshape(masked_lm_example_loss, [-1]), weights=masked_lm_weights
+        ),
+        "next_sentence_accuracy": tf1.metrics.accuracy(
+            labels=tf.reshape(next_sentence_labels, [-1]),
+            predictions=next_sentence_predictions,
+        ),
+        "next_sentence_loss": tf1.metrics.mean(values=next_sentence_example_loss),
+    }
+
+
+def model_fn_builder(
+    bert_config: modeling.BertConfig,
+    init_checkpoint: str | None,
+    learning_rate: float,
+    num_train_steps: int,
+    num_warmup_steps: int,
+    use_tpu: bool,
+    use_one_hot_embeddings: bool,
+    run_options: estimator_builder.RunOptions = estimator_builder.DEFAULT_RUN_OPTIONS,
+):
+    """Returns the model_fn (TPUEstimator style) for pre-training."""
+
+    def model_fn(features, labels, mode, params):
+        del labels, params
+        is_training = mode == tf.estimator.ModeKeys.TRAIN
+        model = modeling.BertModel(
+            config=bert_config,
+            is_training=is_training,
+            input_ids=features["input_ids"],
+            input_mask=features["input_mask"],
+            token_type_ids=features["segment_ids"],
+            use_one_hot_embeddings=use_one_hot_embeddings,
+            compute_type=run_options.compute_type,
+        )
+        masked_lm_loss, masked_lm_example_loss, masked_lm_log_probs = get_masked_lm_output(
+            bert_config,
+            model.get_sequence_output(),
+            model.get_embedding_table(),
+            features["masked_lm_positions"],
+            features["masked_lm_ids"],
+            features["masked_lm_weights"],
+        )
+        next_sentence_loss, next_sentence_example_loss, next_sentence_log_probs = (
+            get_next_sentence_output(
+                bert_config, model.get_pooled_output(), features["next_sentence_labels"]
+            )
+        )
+        total_loss = masked_lm_loss + next_sentence_loss
+        scaffold_fn = estimator_builder.restore_from_checkpoint(init_checkpoint, use_tpu)
+
+        if mode == tf.estimator.ModeKeys.TRAIN:
+            if not use_tpu:
+                tf1.summary.scalar("masked_lm_loss", masked_lm_loss)
+                tf1.summary.scalar("next_sentence_loss", next_sentence_loss)
+            train_op = optimization.create_optimizer(
+                total_loss,
+                learning_rate,
+                num_train_steps,
+                num_warmup_steps,
+                use_tpu,
+                **run_options.optimizer_kwargs(),
+            )
+            return tf1.estimator.tpu.TPUEstimatorSpec(
+                mode=mode, loss=total_loss, train_op=train_op, scaffold_fn=scaffold_fn
+            )
+        if mode == tf.estimator.ModeKeys.EVAL:
+            metric_inputs = [
+                masked_lm_example_loss,
+                masked_lm_log_probs,
+                features["masked_lm_ids"],
+                features["masked_lm_weights"],
+                next_sentence_example_loss,
+                next_sentence_log_probs,
+                features["next_sentence_labels"],
+            ]
+            return tf1.estimator.tpu.TPUEstimatorSpec(
+                mode=mode,
+                loss=total_loss,
+                eval_metrics=(pretraining_metrics, metric_inputs),
+                scaffold_fn=scaffold_fn,
+            )
+        raise ValueError(f"Only TRAIN and EVAL modes are supported: {mode}")
+
+    return model_fn
+
+
+def pretraining_features(max_seq_length: int, max_predictions_per_seq: int) -> dict:
+    """The feature spec of create_pretraining_data.py's records."""
+    ints, floats = tfrecord_io.int_feature_spec, tfrecord_io.float_feature_spec
+    return {
+        "input_ids": ints(max_seq_length),
+        "input_mask": ints(max_seq_length),
+        "segment_ids": ints(max_seq_length),
+        "masked_lm_positions": ints(max_predictions_per_seq),
+        "masked_lm_ids": ints(max_predictions_per_seq),
+        "masked_lm_weights": floats(max_predictions_per_seq),
+        "next_sentence_labels": ints(1),
+    }
+
+
+def main(_) -> None:
+    tf1.logging.set_verbosity(tf1.logging.INFO)
+    if not FLAGS.do_train and not FLAGS.do_eval:
+        raise ValueError("At least one of --do_train or --do_eval must be True.")
+    bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+    if FLAGS.max_seq_length > bert_config.max_position_embeddings:
+        raise ValueError(
+            f"--max_seq_length={FLAGS.max_seq_length} is longer than the model's "
+            f"max_position_embeddings ({bert_config.max_position_embeddings})"
+        )
+    input_files = tfrecord_io.glob_input_files(FLAGS.input_file, "input_file")
+    features = pretraining_features(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
+    tfrecord_io.check_record_lengths(
+        input_files[0],
+        features,
+        flag_hint="check --max_seq_length and --max_predictions_per_seq against the values "
+        "used by create_pretraining_data.py",
+    )
+    tf1.logging.info("*** Input Files ***")
+    for input_file in input_files:
+        tf1.logging.info("  %s", input_file)
+    tf.io.gfile.makedirs(FLAGS.output_dir)
+
+    model_fn = model_fn_builder(
+        bert_config=bert_config,
+        init_checkpoint=FLAGS.init_checkpoint,
+        learning_rate=FLAGS.learning_rate,
+        num_train_steps=FLAGS.num_train_steps,
+        num_warmup_steps=FLAGS.num_warmup_steps,
+        use_tpu=FLAGS.use_tpu,
+        use_one_hot_embeddings=FLAGS.use_tpu,
+        run_options=estimator_builder.run_options_from_flags(),
+    )
+    estimator = estimator_builder.BertEstimator(
+        model_fn,
+        FLAGS.output_dir,
+        train_batch_size=FLAGS.train_batch_size,
+        eval_batch_size=FLAGS.eval_batch_size,
+    )
+    if FLAGS.do_train:
+        tf1.logging.info("***** Running training *****")
+        tf1.logging.info("  Batch size = %d", FLAGS.train_batch_size)
+        train_input_fn = tfrecord_io.input_fn_builder(
+            input_files, features, is_training=True, drop_remainder=True
+        )
+        estimator.train(train_input_fn, max_steps=FLAGS.num_train_steps)
+    if FLAGS.do_eval:
+        tf1.logging.info("***** Running evaluation *****")
+        tf1.logging.info("  Batch size = %d", FLAGS.eval_batch_size)
+        eval_input_fn = tfrecord_io.input_fn_builder(
+            input_files, features, is_training=False, drop_remainder=True, repeat=True
+        )
+        result = estimator.evaluate(eval_input_fn, steps=FLAGS.max_eval_steps)
+        estimator_builder.write_eval_results(
+            result, os.path.join(FLAGS.output_dir, "eval_results.txt")
+        )
+
+
+if __name__ == "__main__":
+    define_flags()
+    flags.mark_flag_as_required("input_file")
+    flags.mark_flag_as_required("bert_config_file")
+    flags.mark_flag_as_required("output_dir")
+    app.run(main)

@@ -1,0 +1,382 @@
+"""Fine-tunes BERT for extractive question answering on SQuAD 1.1 or 2.0.
+
+  python run_squad.py --vocab_file=$BERT/vocab.txt --bert_config_file=$BERT/bert_config.json \
+      --init_checkpoint=$BERT/bert_model.ckpt --do_train --train_file=train-v1.1.json \
+      --do_predict --predict_file=dev-v1.1.json --do_eval --output_dir=/tmp/squad
+
+Writes predictions.json, nbest_predictions.json (and null_odds.json for 2.0) like the
+original; `--do_eval` also scores the predictions against `--predict_file` by the official
+SQuAD rules (exact match, F1, and for 2.0 the HasAns/NoAns split and best thresholds).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import tensorflow as tf
+from absl import app, flags
+
+import estimator_builder
+import modeling
+import optimization
+import squad_evaluate
+import squad_lib
+import tfrecord_io
+import tokenization
+
+tf1 = tf.compat.v1
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    estimator_builder.define_fine_tuning_flags(max_seq_length=384)
+    flags.DEFINE_string("train_file", None, "SQuAD json for training. E.g., train-v1.1.json")
+    flags.DEFINE_string(
+        "predict_file", None, "SQuAD json for predictions. E.g., dev-v1.1.json or test-v1.1.json"
+    )
+    flags.DEFINE_integer(
+        "doc_stride",
+        128,
+        "When splitting up a long document into chunks, how much stride to take between chunks.",
+    )
+    flags.DEFINE_integer(
+        "max_query_length",
+        64,
+        "The maximum number of tokens for the question; longer questions are truncated.",
+    )
+    flags.DEFINE_integer(
+        "n_best_size",
+        20,
+        "The total number of n-best predictions to generate in the "
+        "nbest_predictions.json output file.",
+    )
+    flags.DEFINE_integer(
+        "max_answer_length", 30, "The maximum length of an answer that can be generated."
+    )
+    flags.DEFINE_bool(
+        "verbose_logging",
+        False,
+        "If true, all of the warnings related to data processing will be printed.",
+    )
+    flags.DEFINE_bool(
+        "version_2_with_negative",
+        False,
+        "If true, the SQuAD examples contain some that do not have an answer.",
+    )
+    flags.DEFINE_float(
+        "null_score_diff_threshold",
+        0.0,
+        "If null_score - best_non_null is greater than the threshold predict null.",
+    )
+    flags.DEFINE_bool(
+        "do_eval",
+        False,
+        "With --do_predict: score the predictions against --predict_file "
+        "(exact match and F1) and write eval_results.txt.",
+    )
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+def create_model(
+    bert_config: modeling.BertConfig,
+    is_training: bool,
+    input_ids: tf.Tensor,
+    input_mask: tf.Tensor,
+    segment_ids: tf.Tensor,
+    use_one_hot_embeddings: bool,
+    compute_type: tf.DType = tf.float32,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """BERT with a span head (`cls/squad/output_weights`, `cls/squad/output_bias`).
+
+    Args:
+      input_ids, input_mask, segment_ids: int32 `[batch_size, seq_length]`.
+
+    Returns:
+      `(start_logits, end_logits)`, each float32 `[batch_size, seq_length]`.
+    """
+    model = modeling.BertModel(
+        config=bert_config,
+        is_training=is_training,
+        input_ids=input_ids,
+        input_mask=input_mask,
+        token_type_ids=segment_ids,
+        use_one_hot_embeddings=use_one_hot_embeddings,
+        compute_type=compute_type,
+    )
+    sequence = tf.cast(model.get_sequence_output(), tf.float32)
+    batch_size, seq_length, hidden_size = modeling.get_shape_list(sequence, expected_rank=3)
+    output_weights = tf1.get_variable(
+        "cls/squad/output_weights",
+        [2, hidden_size],
+        initializer=tf1.truncated_normal_initializer(stddev=0.02),
+    )
+    output_bias = tf1.get_variable(
+        "cls/squad/output_bias", [2], initializer=tf1.zeros_initializer()
+    )
+    flat = tf.reshape(sequence, [batch_size * seq_length, hidden_size])
+    logits = tf.nn.bias_add(tf.matmul(flat, output_weights, transpose_b=True), output_bias)
+    logits = tf.transpose(tf.reshape(logits, [batch_size, seq_length, 2]), [2, 0, 1])
+    return logits[0], logits[1]
+
+
+def span_loss(logits: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
+    """Mean cross-entropy of `[batch_size, seq_length]` logits against `[batch_size]`
+    gold positions."""
+    seq_length = modeling.get_shape_list(logits)[1]
+    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    one_hot = tf.one_hot(positions, depth=seq_length, dtype=tf.float32)
+    return -tf.reduce_mean(tf.reduce_sum(one_hot * log_probs, axis=-1))
+
+
+def model_fn_builder(
+    bert_config: modeling.BertConfig,
+    init_checkpoint: str | None,
+    learning_rate: float,
+    num_train_steps: int,
+    num_warmup_steps: int,
+    use_tpu: bool,
+    use_one_hot_embeddings: bool,
+    run_options: estimator_builder.RunOptions = estimator_builder.DEFAULT_RUN_OPTIONS,
+):
+    """Returns the model_fn (TPUEstimator style) for SQuAD."""
+
+    def model_fn(features, labels, mode, params):
+        del labels, params
+        is_training = mode == tf.estimator.ModeKeys.TRAIN
+        start_logits, end_logits = create_model(
+            bert_config,
+            is_training,
+            features["input_ids"],
+            features["input_mask"],
+            features["segment_ids"],
+            use_one_hot_embeddings,
+            run_options.compute_type,
+        )
+        scaffold_fn = estimator_builder.restore_from_checkpoint(init_checkpoint, use_tpu)
+        Spec = tf1.estimator.tpu.TPUEstimatorSpec
+        if mode == tf.estimator.ModeKeys.TRAIN:
+            total_loss = (
+                span_loss(start_logits, features["start_positions"])
+                + span_loss(end_logits, features["end_positions"])
+            ) / 2.0
+            train_op = optimization.create_optimizer(
+                total_loss,
+                learning_rate,
+                num_train_steps,
+                num_warmup_steps,
+                use_tpu,
+                **run_options.optimizer_kwargs(),
+            )
+            return Spec(mode=mode, loss=total_loss, train_op=train_op, scaffold_fn=scaffold_fn)
+        if mode == tf.estimator.ModeKeys.PREDICT:
+            predictions = {
+                "unique_ids": features["unique_ids"],
+                "start_logits": start_logits,
+                "end_logits": end_logits,
+            }
+            return Spec(mode=mode, predictions=predictions, scaffold_fn=scaffold_fn)
+        raise ValueError(f"Only TRAIN and PREDICT modes are supported: {mode}")
+
+    return model_fn
+
+
+# ------------------------------------------------------------------------------ the data
+
+
+def feature_spec(max_seq_length: int, is_training: bool) -> dict:
+    """How the TFRecords written by `write_features` are parsed back: `[max_seq_length]`
+    ids, mask and segments, plus gold positions (training) or the unique id (prediction)."""
+    ints = tfrecord_io.int_feature_spec
+    spec = {
+        "input_ids": ints(max_seq_length),
+        "input_mask": ints(max_seq_length),
+        "segment_ids": ints(max_seq_length),
+    }
+    scalar = tf.io.FixedLenFeature([], tf.int64)
+    if is_training:
+        spec.update(start_positions=scalar, end_positions=scalar)
+    else:
+        spec["unique_ids"] = scalar
+    return spec
+
+
+def serialize_feature(feature: squad_lib.InputFeatures, is_training: bool) -> bytes:
+    """A `tf.train.Example` with the original's feature names."""
+    ints = tfrecord_io.create_int_feature
+    values = {
+        "unique_ids": ints([feature.unique_id]),
+        "input_ids": ints(feature.input_ids),
+        "input_mask": ints(feature.input_mask),
+        "segment_ids": ints(feature.segment_ids),
+    }
+    if is_training:
+        values["start_positions"] = ints([feature.start_position])
+        values["end_positions"] = ints([feature.end_position])
+        values["is_impossible"] = ints([int(bool(feature.is_impossible))])
+    example = tf.train.Example(features=tf.train.Features(feature=values))
+    return example.SerializeToString()
+
+
+def write_features(examples, tokenizer, is_training: bool, output_file: str, keep=None) -> int:
+    """Featurizes `examples` straight into `output_file`; `keep(feature)` also receives each
+    feature (prediction needs them for post-processing). Returns the feature count."""
+    with tfrecord_io.RoundRobinRecordWriter([output_file]) as writer:
+
+        def output_fn(feature):
+            writer.write(serialize_feature(feature, is_training))
+            if keep is not None:
+                keep(feature)
+
+        return squad_lib.convert_examples_to_features(
+            examples,
+            tokenizer,
+            FLAGS.max_seq_length,
+            FLAGS.doc_stride,
+            FLAGS.max_query_length,
+            is_training,
+            output_fn,
+        )
+
+
+def check_flags() -> None:
+    if not FLAGS.do_train and not FLAGS.do_predict:
+        raise ValueError("At least one of --do_train or --do_predict must be True.")
+    if FLAGS.do_train and not FLAGS.train_file:
+        raise ValueError("--do_train needs --train_file.")
+    if FLAGS.do_predict and not FLAGS.predict_file:
+        raise ValueError("--do_predict needs --predict_file.")
+    if FLAGS.do_eval and not FLAGS.do_predict:
+        raise ValueError("--do_eval scores the predictions of --do_predict; set both.")
+    if FLAGS.max_seq_length <= FLAGS.max_query_length + 3:
+        raise ValueError(
+            f"--max_seq_length={FLAGS.max_seq_length} leaves no room for the context after "
+            f"--max_query_length={FLAGS.max_query_length} and [CLS]/[SEP] tokens"
+        )
+
+
+def main(_) -> None:
+    tf1.logging.set_verbosity(tf1.logging.INFO)
+    check_flags()
+    tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
+    bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+    estimator_builder.check_model_flags(bert_config)
+    tf.io.gfile.makedirs(FLAGS.output_dir)
+    tokenizer = tokenization.create_tokenizer(
+        FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
+    )
+
+    train_examples = []
+    num_train_steps, num_warmup_steps = 1, 0
+    if FLAGS.do_train:
+        train_examples = squad_lib.read_squad_examples(
+            FLAGS.train_file,
+            is_training=True,
+            version_2_with_negative=FLAGS.version_2_with_negative,
+        )
+        # Shuffled once with a fixed seed, as the original, so the written records mix
+        # questions about different paragraphs.
+        random.Random(12345).shuffle(train_examples)
+        num_train_steps = int(len(train_examples) / FLAGS.train_batch_size * FLAGS.num_train_epochs)
+        num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
+        if num_train_steps < 1:
+            raise ValueError(
+                f"{len(train_examples)} training questions make no step at "
+                f"--train_batch_size={FLAGS.train_batch_size}"
+            )
+    predict_examples = []
+    if FLAGS.do_predict:
+        predict_examples = squad_lib.read_squad_examples(
+            FLAGS.predict_file,
+            is_training=False,
+            version_2_with_negative=FLAGS.version_2_with_negative,
+        )
+
+    model_fn = model_fn_builder(
+        bert_config=bert_config,
+        init_checkpoint=FLAGS.init_checkpoint,
+        learning_rate=FLAGS.learning_rate,
+        num_train_steps=num_train_steps,
+        num_warmup_steps=num_warmup_steps,
+        use_tpu=FLAGS.use_tpu,
+        use_one_hot_embeddings=FLAGS.use_tpu,
+        run_options=estimator_builder.run_options_from_flags(),
+    )
+    estimator = estimator_builder.BertEstimator(
+        model_fn,
+        FLAGS.output_dir,
+        train_batch_size=FLAGS.train_batch_size,
+        predict_batch_size=FLAGS.predict_batch_size,
+    )
+
+    if FLAGS.do_train:
+        train_record = os.path.join(FLAGS.output_dir, "train.tf_record")
+        num_features = write_features(train_examples, tokenizer, True, train_record)
+        tf1.logging.info("***** Running training *****")
+        tf1.logging.info("  Num orig examples = %d", len(train_examples))
+        tf1.logging.info("  Num split examples = %d", num_features)
+        tf1.logging.info("  Batch size = %d", FLAGS.train_batch_size)
+        tf1.logging.info("  Num steps = %d", num_train_steps)
+        del train_examples
+        train_input_fn = tfrecord_io.input_fn_builder(
+            [train_record],
+            feature_spec(FLAGS.max_seq_length, is_training=True),
+            is_training=True,
+            drop_remainder=True,
+        )
+        estimator.train(train_input_fn, max_steps=num_train_steps)
+
+    if FLAGS.do_predict:
+        predict_record = os.path.join(FLAGS.output_dir, "eval.tf_record")
+        features = []
+        num_features = write_features(
+            predict_examples, tokenizer, False, predict_record, keep=features.append
+        )
+        tf1.logging.info("***** Running predictions *****")
+        tf1.logging.info("  Num orig examples = %d", len(predict_examples))
+        tf1.logging.info("  Num split examples = %d", num_features)
+        tf1.logging.info("  Batch size = %d", FLAGS.predict_batch_size)
+        predict_input_fn = tfrecord_io.input_fn_builder(
+            [predict_record],
+            feature_spec(FLAGS.max_seq_length, is_training=False),
+            is_training=False,
+            drop_remainder=False,
+        )
+        # A generator: post-processing keeps only each feature's n-best logits.
+        results = (
+            squad_lib.RawResult(
+                unique_id=int(result["unique_ids"]),
+                start_logits=[float(x) for x in result["start_logits"].flat],
+                end_logits=[float(x) for x in result["end_logits"].flat],
+            )
+            for result in estimator.predict(predict_input_fn)
+        )
+        predictions, _, null_odds = squad_lib.write_predictions(
+            predict_examples,
+            features,
+            results,
+            FLAGS.n_best_size,
+            FLAGS.max_answer_length,
+            FLAGS.do_lower_case,
+            os.path.join(FLAGS.output_dir, "predictions.json"),
+            os.path.join(FLAGS.output_dir, "nbest_predictions.json"),
+            os.path.join(FLAGS.output_dir, "null_odds.json"),
+            version_2_with_negative=FLAGS.version_2_with_negative,
+            null_score_diff_threshold=FLAGS.null_score_diff_threshold,
+            verbose_logging=FLAGS.verbose_logging,
+        )
+        if FLAGS.do_eval:
+            dataset = squad_lib.read_squad_json(FLAGS.predict_file)
+            scores = squad_evaluate.evaluate(dataset, predictions, na_probs=null_odds or None)
+            estimator_builder.write_eval_results(
+                scores, os.path.join(FLAGS.output_dir, "eval_results.txt")
+            )
+
+
+if __name__ == "__main__":
+    define_flags()
+    flags.mark_flag_as_required("bert_config_file")
+    flags.mark_flag_as_required("output_dir")
+    app.run(main)

@@ -1,0 +1,334 @@
+"""End-to-end tests of run_classifier.py: tiny models trained on data the tests write."""
+
+import csv
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import (
+    REPO_ROOT,
+    read_eval_results,
+    run_script,
+    write_bert_config,
+    write_vocab_for_texts,
+)
+
+FILLER = "river stone garden window paper candle music silver forest cloud table orange".split()
+
+
+def keyword_sentence(rng: random.Random, label: str) -> str:
+    """A sentence of filler words holding one keyword that decides its label: a task a
+    tiny model learns in a few epochs."""
+    words = [rng.choice(FILLER) for _ in range(rng.randint(3, 8))]
+    words.insert(rng.randint(0, len(words)), "wonderful" if label == "happy" else "terrible")
+    return " ".join(words)
+
+
+def write_csv(path: Path, header, rows) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        if header:
+            writer.writerow(header)
+        writer.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A vocab covering the tests' words and a tiny, dropout-free BERT config."""
+    root = tmp_path_factory.mktemp("model")
+    texts = FILLER + ["wonderful terrible similar different", "a b c d e f g h"]
+    vocab = write_vocab_for_texts(root / "vocab.txt", texts)
+    write_bert_config(
+        root / "bert_config.json",
+        len(vocab),
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        max_position_embeddings=32,
+    )
+    return {
+        "vocab_file": str(root / "vocab.txt"),
+        "bert_config_file": str(root / "bert_config.json"),
+    }
+
+
+def common_flags(tiny_model, data_dir, output_dir, **extra):
+    flags = dict(
+        tiny_model,
+        data_dir=str(data_dir),
+        output_dir=str(output_dir),
+        max_seq_length=16,
+        train_batch_size=16,
+        eval_batch_size=8,
+        predict_batch_size=8,
+        learning_rate=5e-4,
+    )
+    flags.update(extra)
+    return flags
+
+
+@pytest.mark.slow
+def test_generic_csv_single_sentence_learns_predicts_and_caches(tmp_path, tiny_model):
+    rng = random.Random(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    labels = {"train": [], "dev": [], "test": []}
+    for split, count in (("train", 320), ("dev", 60), ("test", 21)):
+        rows = []
+        for _ in range(count):
+            label = rng.choice(["happy", "sad"])
+            labels[split].append(label)
+            rows.append([keyword_sentence(rng, label), label])
+        if split == "test":
+            write_csv(data / "test.csv", ["text"], [[text] for text, _ in rows])
+        else:
+            write_csv(data / f"{split}.csv", ["text", "label"], rows)
+    out = tmp_path / "out"
+    flags = common_flags(
+        tiny_model,
+        data,
+        out,
+        task_name="generic",
+        do_train=True,
+        do_eval=True,
+        do_predict=True,
+        num_train_epochs=6,
+        eval_every_steps=60,
+    )
+    run_script("run_classifier.py", flags)
+
+    results = read_eval_results(out / "eval_results.txt")
+    assert results["global_step"] == 120  # 320 / 16 * 6
+    assert results["eval_accuracy"] >= 0.9  # chance is about 0.5
+    assert {"macro_f1", "f1_happy", "precision_sad", "recall_sad"} <= set(results)
+    best = read_eval_results(out / "best" / "eval_results.txt")
+    assert best["macro_f1"] >= results["macro_f1"] - 1e-9
+    assert (out / "best" / "checkpoint").exists()
+
+    probabilities = np.loadtxt(out / "test_results.tsv", delimiter="\t", ndmin=2)
+    assert probabilities.shape == (21, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    with (out / "test_predictions.tsv").open() as f:
+        predictions = list(csv.DictReader(f, delimiter="\t"))
+    assert [row["guid"] for row in predictions] == [f"test-{i}" for i in range(21)]
+    agreed = sum(
+        row["prediction"] == want for row, want in zip(predictions, labels["test"], strict=True)
+    )
+    assert agreed >= 19
+
+    # Same data, vocab and length: the cached features are reused. A new length rebuilds.
+    again = run_script("run_classifier.py", dict(flags, do_train=False, do_predict=False))
+    assert "Reusing" in again.stdout and "eval.tf_record" in again.stdout
+    rebuilt = run_script(
+        "run_classifier.py",
+        dict(flags, do_train=False, do_predict=False, max_seq_length=20, output_dir=str(out)),
+    )
+    assert "Reusing" not in rebuilt.stdout
+
+
+MRPC_HEADER = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
+
+
+@pytest.mark.slow
+def test_mrpc_sentence_pairs_report_f1(tmp_path, tiny_model):
+    rng = random.Random(1)
+    data = tmp_path / "mrpc"
+    data.mkdir()
+    for name, count in (("train", 64), ("dev", 24), ("test", 10)):
+        rows = []
+        for index in range(count):
+            first = " ".join(rng.choice(FILLER) for _ in range(5))
+            same = rng.random() < 0.5
+            second = first if same else " ".join(rng.choice(FILLER) for _ in range(5))
+            rows.append([int(same), index, index + 1000, first, second])
+        if name == "test":
+            rows = [[index, a, b, s1, s2] for index, (_, a, b, s1, s2) in enumerate(rows)]
+            header = ["index", "#1 ID", "#2 ID", "#1 String", "#2 String"]
+        else:
+            header = MRPC_HEADER
+        (data / f"{name}.tsv").write_text(
+            "\n".join("\t".join(map(str, row)) for row in [header, *rows]) + "\n"
+        )
+    out = tmp_path / "out"
+    run_script(
+        "run_classifier.py",
+        common_flags(
+            tiny_model,
+            data,
+            out,
+            task_name="MRPC",
+            do_train=True,
+            do_eval=True,
+            do_predict=True,
+            num_train_epochs=1,
+        ),
+    )
+    results = read_eval_results(out / "eval_results.txt")
+    assert {
+        "eval_accuracy",
+        "eval_loss",
+        "f1",
+        "precision",
+        "recall",
+        "global_step",
+        "loss",
+    } <= set(results)
+    assert results["global_step"] == 4
+    assert len((out / "test_results.tsv").read_text().splitlines()) == 10
+
+
+STSB_HEADER = "index genre filename year old_index source1 source2 sentence1 sentence2 score"
+
+
+@pytest.mark.slow
+def test_stsb_regression_reports_correlations(tmp_path, tiny_model):
+    rng = random.Random(2)
+    data = tmp_path / "stsb"
+    data.mkdir()
+    for name, count in (("train", 48), ("dev", 16), ("test", 8)):
+        header = STSB_HEADER.split()
+        lines = ["\t".join(header if name != "test" else header[:-1])]
+        for index in range(count):
+            first = " ".join(rng.choice(FILLER) for _ in range(4))
+            second = " ".join(rng.choice(FILLER) for _ in range(4))
+            fields = [str(index), "g", "f", "2012", str(index), "s", "s", first, second]
+            if name != "test":
+                fields.append(f"{rng.uniform(0, 5):.2f}")
+            else:
+                fields = fields[:7] + [first, second]
+            lines.append("\t".join(fields))
+        (data / f"{name}.tsv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    run_script(
+        "run_classifier.py",
+        common_flags(
+            tiny_model,
+            data,
+            out,
+            task_name="sts-b",
+            do_train=True,
+            do_eval=True,
+            do_predict=True,
+            num_train_epochs=1,
+        ),
+    )
+    results = read_eval_results(out / "eval_results.txt")
+    assert {"pearson", "spearman", "eval_loss"} <= set(results)
+    assert -1.0 <= results["pearson"] <= 1.0
+    values = np.loadtxt(out / "test_results.tsv", ndmin=2)
+    assert values.shape == (8, 1)
+
+
+@pytest.mark.slow
+def test_multi_label_jsonl(tmp_path, tiny_model):
+    rng = random.Random(3)
+    data = tmp_path / "tags"
+    data.mkdir()
+    tags = {"wonderful": "joy", "terrible": "anger", "similar": "calm"}
+    for name, count in (("train", 96), ("dev", 24), ("test", 6)):
+        with (data / f"{name}.jsonl").open("w") as f:
+            for _ in range(count):
+                chosen = [word for word in tags if rng.random() < 0.5]
+                words = [rng.choice(FILLER) for _ in range(4)] + chosen
+                rng.shuffle(words)
+                record = {"text": " ".join(words), "tags": "|".join(tags[w] for w in chosen)}
+                f.write(json.dumps(record) + "\n")
+    out = tmp_path / "out"
+    run_script(
+        "run_classifier.py",
+        common_flags(
+            tiny_model,
+            data,
+            out,
+            task_name="generic",
+            label_column="tags",
+            labels="anger,calm,joy",
+            multi_label=True,
+            do_train=True,
+            do_eval=True,
+            do_predict=True,
+            num_train_epochs=10,
+            learning_rate=1e-3,
+        ),
+    )
+    results = read_eval_results(out / "eval_results.txt")
+    assert {"micro_f1", "macro_f1", "subset_accuracy", "f1_joy"} <= set(results)
+    assert results["micro_f1"] > 0.6
+    probabilities = np.loadtxt(out / "test_results.tsv", delimiter="\t", ndmin=2)
+    assert probabilities.shape == (6, 3)
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    assert (out / "test_predictions.tsv").read_text().startswith("guid\tprediction")
+
+
+# ------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture()
+def small_csv_task(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_csv(data / "train.csv", ["text", "label"], [["river stone", "happy"], ["paper", "sad"]])
+    write_csv(data / "dev.csv", ["text", "label"], [["river", "happy"], ["stone", "sad"]])
+    return data
+
+
+def failing_run(tiny_model, data, tmp_path, **extra):
+    flags = common_flags(tiny_model, data, tmp_path / "out", task_name="generic", **extra)
+    flags.setdefault("do_train", True)
+    result = run_script("run_classifier.py", flags, expect_failure=True)
+    assert not list((tmp_path / "out").glob("model.ckpt-*")), "training must not start"
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    "bad_line, message",
+    [
+        ('"river","happy","extra"', "train.csv:3"),
+        ('"river","angry"', "angry"),
+    ],
+)
+def test_bad_rows_fail_before_training_naming_file_and_line(
+    tmp_path, tiny_model, small_csv_task, bad_line, message
+):
+    with (small_csv_task / "dev.csv").open("a") as f:
+        f.write(bad_line + "\n")
+    if "extra" in bad_line:
+        (small_csv_task / "train.csv").write_text('text,label\n"a",happy\n' + bad_line + "\n")
+    output = failing_run(tiny_model, small_csv_task, tmp_path, do_eval=True, labels="happy,sad")
+    assert message in output
+
+
+def test_missing_data_file_is_named(tmp_path, tiny_model, small_csv_task):
+    (small_csv_task / "train.csv").unlink()
+    output = failing_run(tiny_model, small_csv_task, tmp_path, train_file="train.csv")
+    assert "train.csv" in output
+
+
+def test_sequence_longer_than_the_model_is_rejected(tmp_path, tiny_model, small_csv_task):
+    output = failing_run(tiny_model, small_csv_task, tmp_path, max_seq_length=64)
+    assert "--max_seq_length=64" in output and "max_position_embeddings" in output
+
+
+def test_checkpoint_that_does_not_fit_the_config_is_rejected(tmp_path, tiny_model, small_csv_task):
+    bigger = json.loads(Path(tiny_model["bert_config_file"]).read_text())
+    bigger["hidden_size"] = 64
+    bigger_config = tmp_path / "bigger_config.json"
+    bigger_config.write_text(json.dumps(bigger))
+    checkpoint = tmp_path / "ckpt" / "bert_model.ckpt"
+    script = (
+        "import tensorflow as tf, modeling\n"
+        "tf1 = tf.compat.v1\n"
+        "with tf.Graph().as_default(), tf1.Session() as sess:\n"
+        f"    config = modeling.BertConfig.from_json_file({str(bigger_config)!r})\n"
+        "    modeling.BertModel(config, False, tf.zeros([1, 4], tf.int32))\n"
+        "    sess.run(tf1.global_variables_initializer())\n"
+        f"    tf1.train.Saver().save(sess, {str(checkpoint)!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, check=True)
+    output = failing_run(tiny_model, small_csv_task, tmp_path, init_checkpoint=str(checkpoint))
+    assert "does not fit the model config" in output
+    assert "bert/embeddings/word_embeddings" in output
