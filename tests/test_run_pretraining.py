@@ -1,0 +1,212 @@
+"""End-to-end tests of run_pretraining.py on the project's own small corpus."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import (
+    DATA_DIR,
+    REPO_ROOT,
+    read_eval_results,
+    run_script,
+    write_bert_config,
+    write_vocab_for_texts,
+)
+
+CORPUS = DATA_DIR / "pretraining_corpus.txt"
+SEQ_LENGTH = 64
+MAX_PREDICTIONS = 10
+
+
+@pytest.fixture(scope="module")
+def pretraining_data(tmp_path_factory):
+    """Vocab, tiny config and TFRecords made from data/pretraining_corpus.txt by
+    create_pretraining_data.py."""
+    root = tmp_path_factory.mktemp("pretraining")
+    vocab = write_vocab_for_texts(root / "vocab.txt", CORPUS.read_text().splitlines())
+    write_bert_config(
+        root / "bert_config.json",
+        len(vocab),
+        hidden_size=64,
+        intermediate_size=128,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    run_script(
+        "create_pretraining_data.py",
+        {
+            "input_file": CORPUS,
+            "output_file": f"{root}/a.tfrecord,{root}/b.tfrecord",
+            "vocab_file": root / "vocab.txt",
+            "max_seq_length": SEQ_LENGTH,
+            "max_predictions_per_seq": MAX_PREDICTIONS,
+            "dupe_factor": 4,
+        },
+    )
+    return root
+
+
+def pretraining_flags(data, output_dir, **extra):
+    flags = {
+        "input_file": f"{data}/*.tfrecord",
+        "bert_config_file": data / "bert_config.json",
+        "output_dir": output_dir,
+        "max_seq_length": SEQ_LENGTH,
+        "max_predictions_per_seq": MAX_PREDICTIONS,
+        "train_batch_size": 32,
+        "eval_batch_size": 32,
+        "max_eval_steps": 10,
+        "num_warmup_steps": 0,
+        "save_checkpoints_steps": 1000,
+    }
+    flags.update(extra)
+    return flags
+
+
+@pytest.mark.slow
+def test_masked_lm_accuracy_rises_from_step_zero(pretraining_data, tmp_path):
+    out = tmp_path / "model"
+    # One step at learning rate 0 saves the initial weights, so they can be evaluated.
+    base = pretraining_flags(pretraining_data, out, do_train=True, do_eval=True)
+    run_script("run_pretraining.py", dict(base, num_train_steps=1, learning_rate=0.0))
+    at_start = read_eval_results(out / "eval_results.txt")
+    run_script(
+        "run_pretraining.py",
+        dict(base, num_train_steps=600, learning_rate=1e-3, num_warmup_steps=50),
+    )
+    trained = read_eval_results(out / "eval_results.txt")
+    assert trained["global_step"] == 600
+    assert at_start["masked_lm_accuracy"] < 0.02  # about 1 / vocabulary size
+    assert trained["masked_lm_accuracy"] > 0.15
+    assert trained["masked_lm_loss"] < at_start["masked_lm_loss"] - 1.0
+    assert {"next_sentence_accuracy", "next_sentence_loss", "loss"} <= set(trained)
+    events = list(out.glob("events.out.tfevents.*"))
+    assert events, "training writes TensorBoard summaries"
+    tags = {
+        value.tag
+        for event_file in events
+        for event in tf.compat.v1.train.summary_iterator(str(event_file))
+        for value in event.summary.value
+    }
+    assert {"masked_lm_loss", "next_sentence_loss", "learning_rate"} <= tags
+
+
+@pytest.mark.slow
+def test_restart_after_a_kill_continues_from_the_last_checkpoint(pretraining_data, tmp_path):
+    out = tmp_path / "model"
+    flags = pretraining_flags(
+        pretraining_data,
+        out,
+        do_train=True,
+        num_train_steps=400,
+        learning_rate=1e-3,
+        save_checkpoints_steps=20,
+    )
+    command = [sys.executable, str(REPO_ROOT / "run_pretraining.py")]
+    command += [f"--{name}={'true' if value is True else value}" for name, value in flags.items()]
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.time() + 300
+        while not (out / "model.ckpt-40.index").exists():
+            assert process.poll() is None, "training stopped before it could be killed"
+            assert time.time() < deadline, "no checkpoint at step 40 within 5 minutes"
+            time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    killed_at = tf.train.load_checkpoint(str(out)).get_tensor("global_step")
+    assert 40 <= killed_at < 400
+
+    resumed = run_script("run_pretraining.py", dict(flags, num_train_steps=killed_at + 20))
+    assert f"model.ckpt-{killed_at}" in resumed.stdout  # restored, not started over
+    assert tf.train.load_checkpoint(str(out)).get_tensor("global_step") == killed_at + 20
+
+
+@pytest.mark.slow
+def test_checkpoint_restores_heads_and_encoder_for_fine_tuning(pretraining_data, tmp_path):
+    first = tmp_path / "first"
+    run_script(
+        "run_pretraining.py",
+        pretraining_flags(
+            pretraining_data, first, do_train=True, num_train_steps=5, learning_rate=1e-3
+        ),
+    )
+    source = tf.train.load_checkpoint(str(first))
+    # Continued pre-training from it (learning rate 0 keeps what was restored).
+    second = tmp_path / "second"
+    run_script(
+        "run_pretraining.py",
+        pretraining_flags(
+            pretraining_data,
+            second,
+            do_train=True,
+            num_train_steps=1,
+            learning_rate=0.0,
+            init_checkpoint=first / "model.ckpt-5",
+        ),
+    )
+    continued = tf.train.load_checkpoint(str(second))
+    for name in (
+        "cls/predictions/transform/dense/kernel",
+        "cls/predictions/transform/LayerNorm/gamma",
+        "cls/predictions/output_bias",
+        "cls/seq_relationship/output_weights",
+        "bert/encoder/layer_1/output/dense/kernel",
+    ):
+        np.testing.assert_array_equal(continued.get_tensor(name), source.get_tensor(name))
+
+    # Fine-tuning the classifier from it restores every encoder variable.
+    data = tmp_path / "cls"
+    data.mkdir()
+    (data / "train.tsv").write_text(
+        "sentence\tlabel\n" + "The river flows to the sea.\t1\nBees make honey.\t0\n" * 4
+    )
+    tuned = tmp_path / "tuned"
+    run_script(
+        "run_classifier.py",
+        {
+            "task_name": "generic",
+            "data_dir": data,
+            "text_a_column": "sentence",
+            "vocab_file": pretraining_data / "vocab.txt",
+            "bert_config_file": pretraining_data / "bert_config.json",
+            "init_checkpoint": first / "model.ckpt-5",
+            "output_dir": tuned,
+            "do_train": True,
+            "train_batch_size": 8,
+            "num_train_epochs": 1,
+            "learning_rate": 0.0,
+            "max_seq_length": 16,
+        },
+    )
+    fine_tuned = tf.train.load_checkpoint(str(tuned))
+    encoder = [name for name, _ in tf.train.list_variables(str(first)) if name.startswith("bert/")]
+    encoder = [name for name in encoder if not name.endswith(("adam_m", "adam_v"))]
+    assert len(encoder) == 5 + 16 * 2 + 2
+    for name in encoder:
+        np.testing.assert_array_equal(fine_tuned.get_tensor(name), source.get_tensor(name))
+    assert fine_tuned.get_tensor("output_weights").shape == (2, 64)
+
+
+def test_record_lengths_that_differ_from_the_flags_are_a_clear_error(pretraining_data, tmp_path):
+    result = run_script(
+        "run_pretraining.py",
+        pretraining_flags(pretraining_data, tmp_path / "m", do_train=True, max_seq_length=32),
+        expect_failure=True,
+    )
+    assert "'input_ids' has length 64 but 32 was expected" in result.stdout
+    assert "--max_seq_length" in result.stdout
+
+
+def test_input_glob_matching_nothing_names_the_flag(pretraining_data, tmp_path):
+    flags = pretraining_flags(pretraining_data, tmp_path / "m", do_train=True)
+    flags["input_file"] = tmp_path / "missing-*.tfrecord"
+    result = run_script("run_pretraining.py", flags, expect_failure=True)
+    assert "--input_file: no file matches" in result.stdout
