@@ -291,10 +291,11 @@ def _session_config(
 
 def _enable_xla_on_cpu() -> None:
     """TensorFlow auto-clusters for XLA on GPUs only unless told otherwise; this flag
-    extends it to the CPU, so --use_xla means the same on every machine."""
-    xla_flags = os.environ.get("TF_XLA_FLAGS", "")
-    if "--tf_xla_cpu_global_jit" not in xla_flags:
-        os.environ["TF_XLA_FLAGS"] = (xla_flags + " --tf_xla_cpu_global_jit").strip()
+    extends it to the CPU, so --use_xla means the same on every machine. (TF_XLA_FLAGS is
+    read when TensorFlow loads, too early for a flag; this sets the same switch.)"""
+    from tensorflow.python.client import pywrap_tf_session
+
+    pywrap_tf_session.TF_SetTfXlaCpuGlobalJit(True)
 
 
 def as_estimator_model_fn(tpu_model_fn: ModelFn) -> ModelFn:
@@ -328,6 +329,7 @@ class BertEstimator:
         self.use_tpu = FLAGS.use_tpu
         self.num_replicas = 1
         self.accumulation_steps = 1 if self.use_tpu else FLAGS.gradient_accumulation_steps
+        self.multi_worker = not self.use_tpu and FLAGS.distribution_strategy == "multi_worker"
         self.seed = FLAGS.random_seed
         self.batch_sizes = {
             tf.estimator.ModeKeys.TRAIN: train_batch_size,
@@ -355,7 +357,8 @@ class BertEstimator:
                 keep_checkpoint_max=FLAGS.keep_checkpoint_max,
                 log_step_count_steps=100,
                 train_distribute=strategy,
-                eval_distribute=strategy,
+                # Estimator.evaluate cannot run multi-worker; each process scores alone.
+                eval_distribute=None if self.multi_worker else strategy,
             )
             self.estimator = tf.estimator.Estimator(
                 model_fn=as_estimator_model_fn(model_fn), config=config, params=params or {}
@@ -405,14 +408,22 @@ class BertEstimator:
     def train(self, input_fn: InputFn, max_steps: int, hooks: Iterable | None = None) -> None:
         """Trains until the global step reaches `max_steps` (resuming from `output_dir`)."""
         hooks = list(hooks or [])
-        if not self.use_tpu:
-            hooks.append(
-                ThroughputHook(self.batch_sizes[tf.estimator.ModeKeys.TRAIN], self.model_dir)
-            )
-        self.estimator.train(
-            self._input_fn_for(input_fn, tf.estimator.ModeKeys.TRAIN),
-            max_steps=max_steps,
-            hooks=hooks,
+        train_input_fn = self._input_fn_for(input_fn, tf.estimator.ModeKeys.TRAIN)
+        if self.use_tpu:
+            self.estimator.train(train_input_fn, max_steps=max_steps, hooks=hooks)
+            return
+        hooks.append(ThroughputHook(self.batch_sizes[tf.estimator.ModeKeys.TRAIN], self.model_dir))
+        if not self.multi_worker:
+            self.estimator.train(train_input_fn, max_steps=max_steps, hooks=hooks)
+            return
+        # Estimator.train refuses multi-worker strategies; train_and_evaluate runs each
+        # worker of TF_CONFIG's cluster as an independent worker. Workers never evaluate
+        # (only an "evaluator" task would), so the eval spec is a formality.
+        hooks.append(WeightsFingerprintHook())
+        tf.estimator.train_and_evaluate(
+            self.estimator,
+            tf.estimator.TrainSpec(train_input_fn, max_steps=max_steps, hooks=hooks),
+            tf.estimator.EvalSpec(train_input_fn, steps=1),
         )
 
     def evaluate(
@@ -470,13 +481,25 @@ class ThroughputHook(tf1.train.SessionRunHook):
         summary = tf1.Summary(
             value=[
                 tf1.Summary.Value(tag="throughput/steps_per_sec", simple_value=steps_per_sec),
-                tf1.Summary.Value(
-                    tag="throughput/examples_per_sec", simple_value=examples_per_sec
-                ),
+                tf1.Summary.Value(tag="throughput/examples_per_sec", simple_value=examples_per_sec),
             ]
         )
         writer.add_summary(summary, step)
         self._last_step, self._last_time = step, now
+
+
+class WeightsFingerprintHook(tf1.train.SessionRunHook):
+    """Logs one number summarising every trainable variable when training ends, so the
+    logs of the workers of a multi-worker run show at a glance that they stayed in sync."""
+
+    def begin(self):
+        variables = tf1.trainable_variables()
+        self._fingerprint = tf.add_n(
+            [tf.reduce_sum(tf.abs(tf.cast(v, tf.float64))) for v in variables]
+        )
+
+    def end(self, session):
+        tf1.logging.info("Weights fingerprint: %.12e", session.run(self._fingerprint))
 
 
 def restore_from_checkpoint(init_checkpoint: str | None, use_tpu: bool) -> Callable | None:

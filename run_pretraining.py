@@ -125,9 +125,24 @@ def get_masked_lm_output(
         )
         # The epsilon keeps a batch without any masked position from dividing by zero.
         loss = tf.reduce_sum(label_weights * per_example_loss) / (
-            tf.reduce_sum(label_weights) + 1e-5
+            mean_over_replicas(tf.reduce_sum(label_weights)) + 1e-5
         )
     return loss, per_example_loss, log_probs
+
+
+def mean_over_replicas(value: tf.Tensor) -> tf.Tensor:
+    """The mean of a scalar over the replicas of a `tf.distribute` strategy; the value
+    itself without one (and on TPU, as the original).
+
+    Replicas hold different numbers of masked positions. Normalizing each replica's loss
+    by the mean count, not its own, makes the summed gradients equal to one device's on the
+    whole batch.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(value))
+    return total / context.num_replicas_in_sync
 
 
 def get_next_sentence_output(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import csv
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +96,74 @@ def read_eval_results(path: Path) -> dict[str, float]:
         key, _, value = line.partition(" = ")
         results[key] = float(value)
     return results
+
+
+FILLER = "river stone garden window paper candle music silver forest cloud table orange".split()
+
+
+def keyword_sentence(rng: random.Random, label: str) -> str:
+    """A sentence of filler words holding one keyword that decides its label ("happy" or
+    "sad"): a task a tiny model learns in a few epochs."""
+    words = [rng.choice(FILLER) for _ in range(rng.randint(3, 8))]
+    words.insert(rng.randint(0, len(words)), "wonderful" if label == "happy" else "terrible")
+    return " ".join(words)
+
+
+def write_csv(path: Path, header, rows) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        if header:
+            writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_keyword_task(data_dir: Path, sizes: dict[str, int], seed: int = 0) -> dict:
+    """Writes train/dev (and test, without labels) CSV files of the keyword task; returns
+    the labels of each split."""
+    rng = random.Random(seed)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    labels = {}
+    for split, count in sizes.items():
+        labels[split] = [rng.choice(["happy", "sad"]) for _ in range(count)]
+        rows = [[keyword_sentence(rng, label), label] for label in labels[split]]
+        if split == "test":
+            write_csv(data_dir / "test.csv", ["text"], [[text] for text, _ in rows])
+        else:
+            write_csv(data_dir / f"{split}.csv", ["text", "label"], rows)
+    return labels
+
+
+def write_tiny_model(root: Path, **config_overrides) -> dict:
+    """A vocab covering the keyword task's words and a tiny, dropout-free BERT config;
+    returns the flags that point at them."""
+    texts = FILLER + ["wonderful terrible similar different", "a b c d e f g h"]
+    vocab = write_vocab_for_texts(root / "vocab.txt", texts)
+    overrides = dict(
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, max_position_embeddings=32
+    )
+    overrides.update(config_overrides)
+    write_bert_config(root / "bert_config.json", len(vocab), **overrides)
+    return {
+        "vocab_file": str(root / "vocab.txt"),
+        "bert_config_file": str(root / "bert_config.json"),
+    }
+
+
+def load_variables(checkpoint_dir: Path) -> dict:
+    """Every variable of the latest checkpoint in `checkpoint_dir`, by name."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(checkpoint_dir))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def max_difference(left: dict, right: dict, skip=("global_step",)) -> float:
+    """Largest absolute difference between two checkpoints' float variables."""
+    import numpy as np
+
+    assert set(left) == set(right)
+    return max(
+        float(np.abs(left[name].astype("float64") - right[name]).max())
+        for name in left
+        if name not in skip and left[name].dtype.kind == "f"
+    )

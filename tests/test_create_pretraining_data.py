@@ -185,8 +185,12 @@ def test_output_is_byte_identical_to_the_original(corpus, whole_word):
     input_file, vocab_file, output_dir = corpus
     outputs = [str(output_dir / "out-0.tfrecord"), str(output_dir / "out-1.tfrecord")]
     run_main(
-        input_file=input_file, output_file=",".join(outputs), vocab_file=vocab_file,
-        do_whole_word_mask=whole_word, **GOLDEN_FLAGS)
+        input_file=input_file,
+        output_file=",".join(outputs),
+        vocab_file=vocab_file,
+        do_whole_word_mask=whole_word,
+        **GOLDEN_FLAGS,
+    )
     assert (sha256(outputs[0]), sha256(outputs[1])) == GOLDEN_DIGESTS[whole_word]
     assert sorted(os.listdir(output_dir)) == ["out-0.tfrecord", "out-1.tfrecord"]
 
@@ -196,10 +200,19 @@ def test_script_runs_from_the_command_line(corpus):
     output = str(output_dir / "out.tfrecord")
     flag_args = [f"--{name}={value}" for name, value in GOLDEN_FLAGS.items()]
     completed = subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, "create_pretraining_data.py"),
-         f"--input_file={input_file}", f"--output_file={output}", f"--vocab_file={vocab_file}",
-         *flag_args],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "create_pretraining_data.py"),
+            f"--input_file={input_file}",
+            f"--output_file={output}",
+            f"--vocab_file={vocab_file}",
+            *flag_args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stderr
     records = read_records(output)
     assert f"Wrote {len(records)} total instances" in completed.stderr
@@ -214,9 +227,17 @@ def test_script_runs_from_the_command_line(corpus):
 def test_command_line_without_input_file_fails_with_the_flag_name(corpus):
     _, vocab_file, output_dir = corpus
     completed = subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, "create_pretraining_data.py"),
-         f"--output_file={output_dir / 'out.tfrecord'}", f"--vocab_file={vocab_file}"],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "create_pretraining_data.py"),
+            f"--output_file={output_dir / 'out.tfrecord'}",
+            f"--vocab_file={vocab_file}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
     assert completed.returncode != 0
     assert "input_file" in completed.stderr
     assert os.listdir(output_dir) == []
@@ -229,9 +250,10 @@ def test_command_line_without_input_file_fails_with_the_flag_name(corpus):
 def unmasked_ids(record):
     """The record's token ids before masking: masked positions get their labels back."""
     num_masked = int(sum(record["masked_lm_weights"]))
-    ids = list(record["input_ids"][:sum(record["input_mask"])])
-    for position, label in zip(record["masked_lm_positions"][:num_masked],
-                               record["masked_lm_ids"], strict=False):
+    ids = list(record["input_ids"][: sum(record["input_mask"])])
+    for position, label in zip(
+        record["masked_lm_positions"][:num_masked], record["masked_lm_ids"], strict=False
+    ):
         ids[position] = label
     return ids
 
@@ -239,8 +261,9 @@ def unmasked_ids(record):
 def test_features_are_padded_and_consistent(corpus):
     input_file, vocab_file, output_dir = corpus
     outputs = [str(output_dir / "out-0.tfrecord"), str(output_dir / "out-1.tfrecord")]
-    run_main(input_file=input_file, output_file=",".join(outputs), vocab_file=vocab_file,
-             **GOLDEN_FLAGS)
+    run_main(
+        input_file=input_file, output_file=",".join(outputs), vocab_file=vocab_file, **GOLDEN_FLAGS
+    )
     cls_id, sep_id = VOCAB.index("[CLS]"), VOCAB.index("[SEP]")
     first, second = read_records(outputs[0]), read_records(outputs[1])
     # Round-robin: the first file gets the extra record of an odd count.
@@ -248,8 +271,14 @@ def test_features_are_padded_and_consistent(corpus):
     records = [parse(r) for r in first + second]
     for record in records:
         assert {name: len(values) for name, values in record.items()} == {
-            "input_ids": 32, "input_mask": 32, "segment_ids": 32, "masked_lm_positions": 6,
-            "masked_lm_ids": 6, "masked_lm_weights": 6, "next_sentence_labels": 1}
+            "input_ids": 32,
+            "input_mask": 32,
+            "segment_ids": 32,
+            "masked_lm_positions": 6,
+            "masked_lm_ids": 6,
+            "masked_lm_weights": 6,
+            "next_sentence_labels": 1,
+        }
         length = sum(record["input_mask"])
         assert record["input_mask"] == [1] * length + [0] * (32 - length)
         assert record["input_ids"][length:] == [0] * (32 - length)
@@ -258,7 +287,8 @@ def test_features_are_padded_and_consistent(corpus):
         first_sep = ids.index(sep_id)
         assert 1 < first_sep < length - 2  # both segments hold at least one token
         assert record["segment_ids"] == (
-            [0] * (first_sep + 1) + [1] * (length - first_sep - 1) + [0] * (32 - length))
+            [0] * (first_sep + 1) + [1] * (length - first_sep - 1) + [0] * (32 - length)
+        )
         num_masked = int(sum(record["masked_lm_weights"]))
         # round(len * 0.15), at least one, at most max_predictions_per_seq.
         assert num_masked == min(6, max(1, round(length * 0.15)))
@@ -273,8 +303,12 @@ def test_features_are_padded_and_consistent(corpus):
 
 
 def test_masking_replaces_80_percent_with_mask_10_random_10_unchanged():
-    vocab = {token: index for index, token in enumerate(
-        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(995)])}
+    vocab = {
+        token: index
+        for index, token in enumerate(
+            ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(995)]
+        )
+    }
     vocab_ids = cpd.VocabIds.from_vocab(vocab)
     options = cpd.InstanceOptions(max_predictions_per_seq=20, masked_lm_prob=0.15)
     tokens = [vocab["[CLS]"], *range(5, 55), vocab["[SEP]"], *range(55, 105), vocab["[SEP]"]]
@@ -283,7 +317,8 @@ def test_masking_replaces_80_percent_with_mask_10_random_10_unchanged():
     position_counts = collections.Counter()
     for _ in range(2000):
         masked, positions, labels = cpd.create_masked_lm_predictions(
-            tokens, options, vocab_ids, rng)
+            tokens, options, vocab_ids, rng
+        )
         assert len(positions) == 15  # round(103 * 0.15)
         assert labels == [tokens[p] for p in positions]
         assert all(masked[i] == tokens[i] for i in range(len(tokens)) if i not in positions)
@@ -335,8 +370,13 @@ def test_whole_word_masking_never_masks_part_of_a_word(corpus):
     flag_values = dict(GOLDEN_FLAGS, dupe_factor=20)
     for whole_word in (True, False):
         output = str(output_dir / f"out-{whole_word}.tfrecord")
-        run_main(input_file=input_file, output_file=output, vocab_file=vocab_file,
-                 do_whole_word_mask=whole_word, **flag_values)
+        run_main(
+            input_file=input_file,
+            output_file=output,
+            vocab_file=vocab_file,
+            do_whole_word_mask=whole_word,
+            **flag_values,
+        )
         shapes = masked_word_shapes(output)
         partly_masked = sum(n for (size, masked), n in shapes.items() if 0 < masked < size)
         fully_masked = sum(n for (size, masked), n in shapes.items() if masked == size)
@@ -363,18 +403,27 @@ def test_sharded_output_is_the_original_run_on_each_shard(corpus, tmp_path):
     sharded = str(output_dir / "sharded.tfrecord")
     flag_values = dict(GOLDEN_FLAGS, dupe_factor=2)
     # A shard is cut once it holds at least 1 byte, so every document is a shard of its own.
-    run_main(input_file=corpus_path, output_file=sharded, vocab_file=vocab_file,
-             num_workers=2, shard_size_mb=1e-6, **flag_values)
+    run_main(
+        input_file=corpus_path,
+        output_file=sharded,
+        vocab_file=vocab_file,
+        num_workers=2,
+        shard_size_mb=1e-6,
+        **flag_values,
+    )
 
     expected = []
     for index, document in enumerate(documents):
         single_path = tmp_path / f"doc-{index}.txt"
         single_path.write_text("\n".join(document) + "\n", "utf-8")
-        seed = int.from_bytes(
-            hashlib.sha256(f"12345:{index}".encode()).digest()[:8], "little")
+        seed = int.from_bytes(hashlib.sha256(f"12345:{index}".encode()).digest()[:8], "little")
         single_output = str(tmp_path / f"doc-{index}.tfrecord")
-        run_main(input_file=single_path, output_file=single_output, vocab_file=vocab_file,
-                 **dict(flag_values, random_seed=seed))
+        run_main(
+            input_file=single_path,
+            output_file=single_output,
+            vocab_file=vocab_file,
+            **dict(flag_values, random_seed=seed),
+        )
         expected += read_records(single_output)
     assert read_records(sharded) == expected
 
@@ -384,8 +433,14 @@ def test_sharded_output_is_the_same_on_every_run_and_worker_count(corpus):
     digests = []
     for run, num_workers in enumerate([2, 2, 3]):
         outputs = [str(output_dir / f"run{run}-{i}.tfrecord") for i in range(2)]
-        run_main(input_file=input_file, output_file=",".join(outputs), vocab_file=vocab_file,
-                 num_workers=num_workers, shard_size_mb=0.0005, **GOLDEN_FLAGS)
+        run_main(
+            input_file=input_file,
+            output_file=",".join(outputs),
+            vocab_file=vocab_file,
+            num_workers=num_workers,
+            shard_size_mb=0.0005,
+            **GOLDEN_FLAGS,
+        )
         digests.append([sha256(path) for path in outputs])
     assert digests[0] == digests[1] == digests[2]
 
@@ -398,12 +453,18 @@ def test_glob_matching_nothing_names_the_pattern(corpus):
     input_file, vocab_file, output_dir = corpus
     missing = str(output_dir.parent / "in" / "nothing-*.txt")
     with pytest.raises(FileNotFoundError, match="nothing-"):
-        run_main(input_file=f"{input_file},{missing}", vocab_file=vocab_file,
-                 output_file=output_dir / "out.tfrecord")
+        run_main(
+            input_file=f"{input_file},{missing}",
+            vocab_file=vocab_file,
+            output_file=output_dir / "out.tfrecord",
+        )
     # A directory is not a file (the original would read it as an empty one).
     with pytest.raises(FileNotFoundError, match="--input_file"):
-        run_main(input_file=output_dir.parent / "i*", vocab_file=vocab_file,
-                 output_file=output_dir / "out.tfrecord")
+        run_main(
+            input_file=output_dir.parent / "i*",
+            vocab_file=vocab_file,
+            output_file=output_dir / "out.tfrecord",
+        )
     assert os.listdir(output_dir) == []
 
 
@@ -414,31 +475,48 @@ def test_empty_corpus_is_an_error_and_writes_nothing(tmp_path, corpus, num_worke
     # Blank lines, whitespace and a line of control characters only: no tokens at all.
     empty.write_text("\n\n   \t\n\x07\n\n", "utf-8")
     with pytest.raises(cpd.EmptyCorpusError, match="input_file"):
-        run_main(input_file=empty, vocab_file=vocab_file, num_workers=num_workers,
-                 output_file=output_dir / "out.tfrecord")
+        run_main(
+            input_file=empty,
+            vocab_file=vocab_file,
+            num_workers=num_workers,
+            output_file=output_dir / "out.tfrecord",
+        )
     assert os.listdir(output_dir) == []
 
 
-@pytest.mark.parametrize("flag_name, value", [
-    ("max_seq_length", 4),
-    ("max_predictions_per_seq", 0),
-    ("dupe_factor", 0),
-    ("masked_lm_prob", 1.5),
-    ("num_workers", 0),
-])
+@pytest.mark.parametrize(
+    "flag_name, value",
+    [
+        ("max_seq_length", 4),
+        ("max_predictions_per_seq", 0),
+        ("dupe_factor", 0),
+        ("masked_lm_prob", 1.5),
+        ("num_workers", 0),
+    ],
+)
 def test_bad_numeric_flags_are_rejected_before_any_work(corpus, flag_name, value):
     input_file, vocab_file, output_dir = corpus
     with pytest.raises(flags.IllegalFlagValueError, match=f"--{flag_name}"):
-        run_main(input_file=input_file, vocab_file=vocab_file,
-                 output_file=output_dir / "out.tfrecord", **{flag_name: value})
+        run_main(
+            input_file=input_file,
+            vocab_file=vocab_file,
+            output_file=output_dir / "out.tfrecord",
+            **{flag_name: value},
+        )
     assert os.listdir(output_dir) == []
 
 
 def test_smallest_sequence_length_works(corpus):
     input_file, vocab_file, output_dir = corpus
     output = str(output_dir / "out.tfrecord")
-    run_main(input_file=input_file, vocab_file=vocab_file, output_file=output,
-             max_seq_length=5, max_predictions_per_seq=1, dupe_factor=1)
+    run_main(
+        input_file=input_file,
+        vocab_file=vocab_file,
+        output_file=output,
+        max_seq_length=5,
+        max_predictions_per_seq=1,
+        dupe_factor=1,
+    )
     for record in map(parse, read_records(output)):
         assert record["input_mask"] == [1] * 5
         assert record["segment_ids"] == [0, 0, 0, 1, 1]
@@ -447,8 +525,11 @@ def test_smallest_sequence_length_works(corpus):
 def test_missing_output_directory_is_reported_before_any_work(corpus):
     input_file, vocab_file, output_dir = corpus
     with pytest.raises(FileNotFoundError, match="no-such-dir"):
-        run_main(input_file=input_file, vocab_file=vocab_file,
-                 output_file=output_dir / "no-such-dir" / "out.tfrecord")
+        run_main(
+            input_file=input_file,
+            vocab_file=vocab_file,
+            output_file=output_dir / "no-such-dir" / "out.tfrecord",
+        )
 
 
 def test_undecodable_bytes_are_dropped_not_fatal(tmp_path, corpus):
@@ -458,13 +539,13 @@ def test_undecodable_bytes_are_dropped_not_fatal(tmp_path, corpus):
     clean.write_bytes(text)
     broken = tmp_path / "broken.txt"
     # A stray continuation byte inside a word and a truncated 3-byte sequence at a line end.
-    broken.write_bytes(text.replace(b"fresh snow", b"fresh sn\x80ow").replace(
-        b"itself.", b"itself.\xe4\xb8"))
+    broken.write_bytes(
+        text.replace(b"fresh snow", b"fresh sn\x80ow").replace(b"itself.", b"itself.\xe4\xb8")
+    )
     outputs = []
     for path in (clean, broken):
         outputs.append(str(output_dir / f"{path.stem}.tfrecord"))
-        run_main(input_file=path, vocab_file=vocab_file, output_file=outputs[-1],
-                 **GOLDEN_FLAGS)
+        run_main(input_file=path, vocab_file=vocab_file, output_file=outputs[-1], **GOLDEN_FLAGS)
     assert read_records(outputs[0]) == read_records(outputs[1])
 
 
@@ -486,8 +567,12 @@ def test_failure_while_writing_leaves_no_file_and_keeps_the_old_one(corpus, monk
 
     monkeypatch.setattr(cpd, "log_example", log_then_fail)
     with pytest.raises(RuntimeError, match="disk full"):
-        run_main(input_file=input_file, vocab_file=vocab_file,
-                 output_file=",".join(map(str, outputs)), **GOLDEN_FLAGS)
+        run_main(
+            input_file=input_file,
+            vocab_file=vocab_file,
+            output_file=",".join(map(str, outputs)),
+            **GOLDEN_FLAGS,
+        )
     assert len(logged) == 3
     assert os.listdir(output_dir) == ["out-0.tfrecord"]
     assert outputs[0].read_bytes() == b"previous run"
@@ -508,8 +593,13 @@ def test_sharded_failure_after_some_shards_leaves_nothing(corpus, monkeypatch):
     monkeypatch.setattr(cpd, "read_spill", fail_at_third_shard)
     with pytest.raises(RuntimeError, match="disk full"):
         # One shard per document.
-        run_main(input_file=input_file, vocab_file=vocab_file,
-                 output_file=output_dir / "out.tfrecord", num_workers=2, shard_size_mb=1e-6,
-                 **GOLDEN_FLAGS)
+        run_main(
+            input_file=input_file,
+            vocab_file=vocab_file,
+            output_file=output_dir / "out.tfrecord",
+            num_workers=2,
+            shard_size_mb=1e-6,
+            **GOLDEN_FLAGS,
+        )
     assert all(handed_over)  # two shards' records were written before the failure
     assert os.listdir(output_dir) == []

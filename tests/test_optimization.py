@@ -102,9 +102,7 @@ def test_learning_rate_schedule_without_warmup_decays_from_init_lr(step, expecte
 )
 def test_learning_rate_schedule_rejects_bad_step_counts(num_train_steps, num_warmup_steps, flag):
     with tf.Graph().as_default(), pytest.raises(ValueError, match=flag):
-        optimization.learning_rate_schedule(
-            1.0, tf.constant(0), num_train_steps, num_warmup_steps
-        )
+        optimization.learning_rate_schedule(1.0, tf.constant(0), num_train_steps, num_warmup_steps)
 
 
 # ------------------------------------------------------------------ the AdamW update
@@ -272,8 +270,14 @@ def test_two_lamb_steps_match_numpy(use_resource, initial_global_step):
             is_kernel = name.startswith("layer/kernel") or name == "layer/zero_kernel"
             param, m, v = expected[name]
             expected[name] = numpy_lamb_step(
-                param, grads_by_name[name], m, v, step, learning_rate,
-                weight_decay_rate if is_kernel else 0.0, adapt=is_kernel,
+                param,
+                grads_by_name[name],
+                m,
+                v,
+                step,
+                learning_rate,
+                weight_decay_rate if is_kernel else 0.0,
+                adapt=is_kernel,
             )
             param, m, v = session.run([variables[name], *slots[name]])
             np.testing.assert_allclose(param, expected[name][0], rtol=1e-6, atol=1e-7)
@@ -500,9 +504,7 @@ def test_slots_restore_from_a_checkpoint_written_with_googles_names(tmp_path):
 
     def build():
         _build_bert_named_model()
-        optimizer_state = [
-            v for v in tf.compat.v1.global_variables() if v.op.name != "global_step"
-        ]
+        optimizer_state = [v for v in tf.compat.v1.global_variables() if v.op.name != "global_step"]
         return tf.compat.v1.train.Saver(var_list=optimizer_state)
 
     session, saver = run_in_new_graph(build)
@@ -587,9 +589,7 @@ def train_tiny_estimator(
     """
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
     cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-    )
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     micro_batch_size = len(_TARGETS) // gradient_accumulation_steps
 
     def input_fn():
@@ -656,9 +656,7 @@ def _numpy_tiny_training(clip_each_replica_separately: bool, merge_repeated_ids=
                 for name in params:
                     grads[name] = grads[name] + scale * half_grads[name]
         else:
-            grads, squared_norm = _numpy_tiny_gradients(
-                params, np.arange(8), merge_repeated_ids
-            )
+            grads, squared_norm = _numpy_tiny_gradients(params, np.arange(8), merge_repeated_ids)
             assert np.sqrt(squared_norm) > 100.0  # clipping is active
             grads = {n: g / max(np.sqrt(squared_norm), 1.0) for n, g in grads.items()}
         for name in params:
@@ -710,10 +708,12 @@ def _assert_same_variables_and_slots(actual, expected, rtol=1e-5, atol=1e-5):
 def _assert_matches_numpy(checkpoint, expected_params, expected_m, expected_v):
     for name in _INITIAL:
         np.testing.assert_allclose(checkpoint.get_tensor(name), expected_params[name], atol=1e-5)
-        np.testing.assert_allclose(checkpoint.get_tensor(name + "/adam_m"), expected_m[name],
-                                   atol=1e-6)
-        np.testing.assert_allclose(checkpoint.get_tensor(name + "/adam_v"), expected_v[name],
-                                   atol=1e-9)
+        np.testing.assert_allclose(
+            checkpoint.get_tensor(name + "/adam_m"), expected_m[name], atol=1e-6
+        )
+        np.testing.assert_allclose(
+            checkpoint.get_tensor(name + "/adam_v"), expected_v[name], atol=1e-9
+        )
 
 
 @pytest.mark.slow
@@ -820,9 +820,7 @@ def _train_tiny_model_in_session(micro_batches, optimizer_steps, **options):
 
 
 @pytest.mark.parametrize("optimizer_name, slot_prefix", [("adamw", "adam"), ("lamb", "lamb")])
-def test_two_accumulated_half_batches_take_the_step_of_the_full_batch(
-    optimizer_name, slot_prefix
-):
+def test_two_accumulated_half_batches_take_the_step_of_the_full_batch(optimizer_name, slot_prefix):
     full_batch = _train_tiny_model_in_session(
         [np.arange(8)], optimizer_steps=3, optimizer_name=optimizer_name
     )
@@ -836,7 +834,10 @@ def test_two_accumulated_half_batches_take_the_step_of_the_full_batch(
     for name in _INITIAL:
         for suffix in ("", f"/{slot_prefix}_m", f"/{slot_prefix}_v"):
             np.testing.assert_allclose(
-                accumulated[name + suffix], full_batch[name + suffix], rtol=1e-5, atol=1e-5,
+                accumulated[name + suffix],
+                full_batch[name + suffix],
+                rtol=1e-5,
+                atol=1e-5,
                 err_msg=name + suffix,
             )
     # Guards the comparison: a step per half batch would have ended far away.
@@ -857,8 +858,17 @@ def _build_fed_gradient_problem(**options):
 
 # Gradient norms <= 0.5: no clipping. Three optimizer steps of three micro-batches each.
 _FED_GRADS = np.array(
-    [[0.3, -0.4], [0.1, 0.2], [-0.2, 0.1], [0.0, 0.3], [0.4, 0.0], [-0.1, -0.1],
-     [0.2, 0.2], [0.3, 0.1], [-0.3, 0.2]],
+    [
+        [0.3, -0.4],
+        [0.1, 0.2],
+        [-0.2, 0.1],
+        [0.0, 0.3],
+        [0.4, 0.0],
+        [-0.1, -0.1],
+        [0.2, 0.2],
+        [0.3, 0.1],
+        [-0.3, 0.2],
+    ],
     np.float32,
 )
 
@@ -867,7 +877,7 @@ def _numpy_accumulated_bias(num_micro_batches, accumulation_steps):
     """The bias after AdamW steps on the averages of consecutive `_FED_GRADS`."""
     param, m, v = np.array([1.0, -1.0]), 0.0, 0.0
     for step in range(num_micro_batches // accumulation_steps):
-        cycle = _FED_GRADS[step * accumulation_steps:(step + 1) * accumulation_steps]
+        cycle = _FED_GRADS[step * accumulation_steps : (step + 1) * accumulation_steps]
         learning_rate = 0.1 * (1.0 - step / 10)
         param, m, v = numpy_adamw_step(param, cycle.mean(axis=0), m, v, learning_rate, 0.0)
     return param
@@ -881,7 +891,7 @@ def test_global_step_counts_optimizer_steps_of_three_micro_batches():
         session.run(train_op, {grad: fed})
         assert read_variable(session, "global_step") == run // 3
         assert read_variable(session, "gradient_accumulation_step") == run % 3
-        in_cycle = _FED_GRADS[run - run % 3:run]
+        in_cycle = _FED_GRADS[run - run % 3 : run]
         np.testing.assert_allclose(
             read_variable(session, "output/bias/gradient_accumulator"),
             in_cycle.sum(axis=0),

@@ -11,49 +11,20 @@ import numpy as np
 import pytest
 
 from helpers import (
+    FILLER,
     REPO_ROOT,
     read_eval_results,
     run_script,
-    write_bert_config,
-    write_vocab_for_texts,
+    write_csv,
+    write_keyword_task,
+    write_tiny_model,
 )
-
-FILLER = "river stone garden window paper candle music silver forest cloud table orange".split()
-
-
-def keyword_sentence(rng: random.Random, label: str) -> str:
-    """A sentence of filler words holding one keyword that decides its label: a task a
-    tiny model learns in a few epochs."""
-    words = [rng.choice(FILLER) for _ in range(rng.randint(3, 8))]
-    words.insert(rng.randint(0, len(words)), "wonderful" if label == "happy" else "terrible")
-    return " ".join(words)
-
-
-def write_csv(path: Path, header, rows) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        if header:
-            writer.writerow(header)
-        writer.writerows(rows)
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """A vocab covering the tests' words and a tiny, dropout-free BERT config."""
-    root = tmp_path_factory.mktemp("model")
-    texts = FILLER + ["wonderful terrible similar different", "a b c d e f g h"]
-    vocab = write_vocab_for_texts(root / "vocab.txt", texts)
-    write_bert_config(
-        root / "bert_config.json",
-        len(vocab),
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        max_position_embeddings=32,
-    )
-    return {
-        "vocab_file": str(root / "vocab.txt"),
-        "bert_config_file": str(root / "bert_config.json"),
-    }
+    return write_tiny_model(tmp_path_factory.mktemp("model"))
 
 
 def common_flags(tiny_model, data_dir, output_dir, **extra):
@@ -73,20 +44,8 @@ def common_flags(tiny_model, data_dir, output_dir, **extra):
 
 @pytest.mark.slow
 def test_generic_csv_single_sentence_learns_predicts_and_caches(tmp_path, tiny_model):
-    rng = random.Random(0)
     data = tmp_path / "data"
-    data.mkdir()
-    labels = {"train": [], "dev": [], "test": []}
-    for split, count in (("train", 320), ("dev", 60), ("test", 21)):
-        rows = []
-        for _ in range(count):
-            label = rng.choice(["happy", "sad"])
-            labels[split].append(label)
-            rows.append([keyword_sentence(rng, label), label])
-        if split == "test":
-            write_csv(data / "test.csv", ["text"], [[text] for text, _ in rows])
-        else:
-            write_csv(data / f"{split}.csv", ["text", "label"], rows)
+    labels = write_keyword_task(data, {"train": 320, "dev": 60, "test": 21})
     out = tmp_path / "out"
     flags = common_flags(
         tiny_model,

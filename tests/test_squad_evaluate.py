@@ -62,11 +62,19 @@ def squad_data():
                 {
                     "context": "c",
                     "qas": [
-                        {"id": "q1", "question": "?", "answers": [
-                            {"text": "Denver Broncos", "answer_start": 0},
-                            {"text": "the Broncos", "answer_start": 0}]},
-                        {"id": "q2", "question": "?", "answers": [
-                            {"text": "New York City", "answer_start": 0}]},
+                        {
+                            "id": "q1",
+                            "question": "?",
+                            "answers": [
+                                {"text": "Denver Broncos", "answer_start": 0},
+                                {"text": "the Broncos", "answer_start": 0},
+                            ],
+                        },
+                        {
+                            "id": "q2",
+                            "question": "?",
+                            "answers": [{"text": "New York City", "answer_start": 0}],
+                        },
                     ],
                 },
                 {
@@ -90,13 +98,30 @@ NA_PROBS = {"q1": 0.1, "q2": 0.5, "q3": 0.9, "q4": 0.3}
 
 def test_evaluate_v2_breakdown():
     result = squad_evaluate.evaluate(squad_data(), PREDICTIONS)
-    assert list(result) == ["exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total",
-                            "NoAns_exact", "NoAns_f1", "NoAns_total"]
-    assert result == pytest.approx({
-        "exact": 100 * 2 / 4, "f1": 100 * 2.8 / 4, "total": 4,
-        "HasAns_exact": 100 * 1 / 2, "HasAns_f1": 100 * 1.8 / 2, "HasAns_total": 2,
-        "NoAns_exact": 100 * 1 / 2, "NoAns_f1": 100 * 1 / 2, "NoAns_total": 2,
-    })
+    assert list(result) == [
+        "exact",
+        "f1",
+        "total",
+        "HasAns_exact",
+        "HasAns_f1",
+        "HasAns_total",
+        "NoAns_exact",
+        "NoAns_f1",
+        "NoAns_total",
+    ]
+    assert result == pytest.approx(
+        {
+            "exact": 100 * 2 / 4,
+            "f1": 100 * 2.8 / 4,
+            "total": 4,
+            "HasAns_exact": 100 * 1 / 2,
+            "HasAns_f1": 100 * 1.8 / 2,
+            "HasAns_total": 2,
+            "NoAns_exact": 100 * 1 / 2,
+            "NoAns_f1": 100 * 1 / 2,
+            "NoAns_total": 2,
+        }
+    )
 
 
 def test_best_thresholds():
@@ -139,8 +164,14 @@ def test_v1_data_has_no_no_answer_keys_and_counts_missing_predictions_as_wrong(c
     del data[0]["paragraphs"][1]
     with caplog.at_level("WARNING"):
         result = squad_evaluate.evaluate(data, {"q1": "Denver Broncos!"})
-    assert dict(result) == {"exact": 50.0, "f1": 50.0, "total": 2, "HasAns_exact": 50.0,
-                            "HasAns_f1": 50.0, "HasAns_total": 2}
+    assert dict(result) == {
+        "exact": 50.0,
+        "f1": 50.0,
+        "total": 2,
+        "HasAns_exact": 50.0,
+        "HasAns_f1": 50.0,
+        "HasAns_total": 2,
+    }
     assert "Missing prediction for q2" in caplog.text
 
 
@@ -155,8 +186,18 @@ def test_cli_writes_out_file(tmp_path):
     pred_file = write_json(tmp_path, "predictions.json", PREDICTIONS)
     na_file = write_json(tmp_path, "null_odds.json", NA_PROBS)
     out_file = str(tmp_path / "eval.json")
-    status = squad_evaluate.main([data_file, pred_file, "--na_prob_file", na_file,
-                                  "--na_prob_thresh", "0.2", "--out_file", out_file])
+    status = squad_evaluate.main(
+        [
+            data_file,
+            pred_file,
+            "--na_prob_file",
+            na_file,
+            "--na_prob_thresh",
+            "0.2",
+            "--out_file",
+            out_file,
+        ]
+    )
     assert status == 0
     with open(out_file) as reader:
         result = json.load(reader)
@@ -169,7 +210,9 @@ def test_cli_runs_as_a_script(tmp_path):
     pred_file = write_json(tmp_path, "predictions.json", PREDICTIONS)
     completed = subprocess.run(
         [sys.executable, os.path.join(REPO_ROOT, "squad_evaluate.py"), data_file, pred_file],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result = json.loads(completed.stdout)
     assert result["exact"] == pytest.approx(50.0)

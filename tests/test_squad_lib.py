@@ -15,11 +15,45 @@ import squad_lib
 import tokenization
 
 VOCAB = [
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
-    "what", "who", "is", "it",
-    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "the", "leader", "was", "john", "smith", "(", ")", "1895", "-", "1943", ".",
-    "un", "##aff", "##able", "cat", "sat", "on", "mat", "japanese", "electronics",
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "what",
+    "who",
+    "is",
+    "it",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "the",
+    "leader",
+    "was",
+    "john",
+    "smith",
+    "(",
+    ")",
+    "1895",
+    "-",
+    "1943",
+    ".",
+    "un",
+    "##aff",
+    "##able",
+    "cat",
+    "sat",
+    "on",
+    "mat",
+    "japanese",
+    "electronics",
 ]
 
 TEN_WORDS = "one two three four five six seven eight nine ten"
@@ -122,18 +156,31 @@ def test_read_v2_impossible_question(tmp_path):
 
 def test_training_skips_answers_not_found_in_context(tmp_path, caplog):
     context = "one two three"
-    wrong_text = {"id": "bad-text", "question": "what",
-                  "answers": [{"text": "seven", "answer_start": 4}]}
-    outside = {"id": "bad-offset", "question": "what",
-               "answers": [{"text": "three", "answer_start": 40}]}
+    wrong_text = {
+        "id": "bad-text",
+        "question": "what",
+        "answers": [{"text": "seven", "answer_start": 4}],
+    }
+    outside = {
+        "id": "bad-offset",
+        "question": "what",
+        "answers": [{"text": "three", "answer_start": 40}],
+    }
     # Starts on the paragraph's leading space, which belongs to no word.
-    leading_space = {"id": "bad-start", "question": "what",
-                     "answers": [{"text": " one", "answer_start": 0}]}
+    leading_space = {
+        "id": "bad-start",
+        "question": "what",
+        "answers": [{"text": " one", "answer_start": 0}],
+    }
     path = write_squad(
         tmp_path,
-        [{"context": context,
-          "qas": [wrong_text, outside, answerable("good", "what", context, "two")]},
-         {"context": " one", "qas": [leading_space]}],
+        [
+            {
+                "context": context,
+                "qas": [wrong_text, outside, answerable("good", "what", context, "two")],
+            },
+            {"context": " one", "qas": [leading_space]},
+        ],
     )
     with caplog.at_level(logging.WARNING, logger="tensorflow"):
         examples = squad_lib.read_squad_examples(path, is_training=True)
@@ -147,9 +194,9 @@ def test_training_skips_answers_not_found_in_context(tmp_path, caplog):
     "content, message",
     [
         ("{not json", "not valid JSON"),
-        ("[1, 2]", "\"data\" list"),
-        ('{"data": 5}', "\"data\" list"),
-        ('{"data": [{"title": "no paragraphs"}]}', "data[0]: no \"paragraphs\" list"),
+        ("[1, 2]", '"data" list'),
+        ('{"data": 5}', '"data" list'),
+        ('{"data": [{"title": "no paragraphs"}]}', 'data[0]: no "paragraphs" list'),
         (
             '{"data": [{"paragraphs": [{"qas": [{"id": "q7", "question": "?"}]}]}]}',
             "(questions ['q7']): no \"context\" string",
@@ -170,8 +217,11 @@ def test_bad_files_raise_errors_naming_file_and_item(tmp_path, content, message)
 
 
 def test_training_question_needs_exactly_one_answer(tmp_path):
-    two_answers = {"id": "q9", "question": "what", "answers": [
-        {"text": "one", "answer_start": 0}, {"text": "two", "answer_start": 4}]}
+    two_answers = {
+        "id": "q9",
+        "question": "what",
+        "answers": [{"text": "one", "answer_start": 0}, {"text": "two", "answer_start": 4}],
+    }
     path = write_squad(tmp_path, [{"context": "one two", "qas": [two_answers]}])
     with pytest.raises(ValueError, match=r"question 'q9': .*exactly 1 answer"):
         squad_lib.read_squad_examples(path, is_training=True)
@@ -235,7 +285,11 @@ def test_features_windows_max_context_and_training_positions(tokenizer):
     example = make_example(context, start=5, end=6, answer="six seven")
     features = list(
         squad_lib.iter_features(
-            [example], tokenizer, max_seq_length=9, doc_stride=2, max_query_length=5,
+            [example],
+            tokenizer,
+            max_seq_length=9,
+            doc_stride=2,
+            max_query_length=5,
             is_training=True,
         )
     )
@@ -245,8 +299,17 @@ def test_features_windows_max_context_and_training_positions(tokenizer):
 
     # Context tokens start at position 3: [CLS] what [SEP].
     span1 = features[1]
-    assert span1.tokens == ["[CLS]", "what", "[SEP]", "three", "four", "five", "six", "seven",
-                            "[SEP]"]
+    assert span1.tokens == [
+        "[CLS]",
+        "what",
+        "[SEP]",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "[SEP]",
+    ]
     assert span1.token_to_orig_map == {3: 2, 4: 3, 5: 4, 6: 5, 7: 6}
     assert span1.input_ids == ids_of(span1.tokens)
     assert span1.input_mask == [1] * 9
@@ -275,7 +338,11 @@ def test_features_windows_max_context_and_training_positions(tokenizer):
 def test_query_is_truncated_and_shrinks_nothing_else(tokenizer):
     example = make_example("one two three", question="who is it what")
     (feature,) = squad_lib.iter_features(
-        [example], tokenizer, max_seq_length=10, doc_stride=2, max_query_length=2,
+        [example],
+        tokenizer,
+        max_seq_length=10,
+        doc_stride=2,
+        max_query_length=2,
         is_training=False,
     )
     # The query keeps its first 2 tokens; 10 - 2 - 3 = 5 >= 3 context tokens -> one window.
@@ -338,8 +405,13 @@ def test_convert_examples_to_features_streams_to_callback(tokenizer):
     examples = [make_example(TEN_WORDS, qas_id="a"), make_example("one two", qas_id="b")]
     received = []
     count = squad_lib.convert_examples_to_features(
-        examples, tokenizer, max_seq_length=9, doc_stride=2, max_query_length=5,
-        is_training=False, output_fn=received.append,
+        examples,
+        tokenizer,
+        max_seq_length=9,
+        doc_stride=2,
+        max_query_length=5,
+        is_training=False,
+        output_fn=received.append,
     )
     # 4 windows for the ten words, 1 for "one two"; ids keep counting across examples.
     assert count == 5
@@ -437,7 +509,9 @@ def fixture_postprocess_case(tokenizer):
     example = make_example(CONTEXT)
     features = list(squad_lib.iter_features([example], tokenizer, 8, 2, 4, is_training=False))
     assert [f.tokens[3:7] for f in features] == [
-        ["one", "two", "three", "four"], ["three", "four", "five", "six"]]
+        ["one", "two", "three", "four"],
+        ["three", "four", "five", "six"],
+    ]
     return example, features
 
 
@@ -486,13 +560,21 @@ def softmax(scores):
 
 def run_write_predictions(tmp_path, case, results, **kwargs):
     example, features = case
-    paths = {name: str(tmp_path / f"{name}.json")
-             for name in ("predictions", "nbest_predictions", "null_odds")}
+    paths = {
+        name: str(tmp_path / f"{name}.json")
+        for name in ("predictions", "nbest_predictions", "null_odds")
+    }
     squad_lib.write_predictions(
-        [example], features, iter(results), n_best_size=3, max_answer_length=3,
-        do_lower_case=True, output_prediction_file=paths["predictions"],
+        [example],
+        features,
+        iter(results),
+        n_best_size=3,
+        max_answer_length=3,
+        do_lower_case=True,
+        output_prediction_file=paths["predictions"],
         output_nbest_file=paths["nbest_predictions"],
-        output_null_log_odds_file=paths["null_odds"], **kwargs,
+        output_null_log_odds_file=paths["null_odds"],
+        **kwargs,
     )
     return paths
 
@@ -515,27 +597,38 @@ def test_v1_predictions_end_to_end(tmp_path, postprocess_case):
     check_nbest(nbest["q1"], [("Three four", 3.0, 2.0), ("Three", 3.0, 1.0), ("six", 2.5, 1.0)])
     assert not (tmp_path / "null_odds.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "nbest_predictions.json", "predictions.json", "vocab.txt"]
+        "nbest_predictions.json",
+        "predictions.json",
+        "vocab.txt",
+    ]
 
 
 def test_v2_null_loses(tmp_path, postprocess_case):
-    paths = run_write_predictions(tmp_path, postprocess_case, NULL_LOSES,
-                                  version_2_with_negative=True)
+    paths = run_write_predictions(
+        tmp_path, postprocess_case, NULL_LOSES, version_2_with_negative=True
+    )
     with open(paths["predictions"]) as reader:
         assert json.load(reader) == {"q1": "Three four"}
     with open(paths["nbest_predictions"]) as reader:
         nbest = json.load(reader)
     # The null candidate (1.0) did not make the top 3, so it is appended after them.
-    check_nbest(nbest["q1"], [("Three four", 3.0, 2.0), ("Three", 3.0, 1.0), ("six", 2.5, 1.0),
-                              ("", 0.5, 0.5)])
+    check_nbest(
+        nbest["q1"],
+        [("Three four", 3.0, 2.0), ("Three", 3.0, 1.0), ("six", 2.5, 1.0), ("", 0.5, 0.5)],
+    )
     # null_odds = score_null - best non-null = 1.0 - (3.0 + 2.0).
     assert (tmp_path / "null_odds.json").read_text() == '{\n    "q1": -4.0\n}\n'
 
 
 def test_v2_threshold_turns_the_answer_into_null(tmp_path, postprocess_case):
     # -4.0 > -5.0, so the same logits now answer "" (the null odds do not change).
-    paths = run_write_predictions(tmp_path, postprocess_case, NULL_LOSES,
-                                  version_2_with_negative=True, null_score_diff_threshold=-5.0)
+    paths = run_write_predictions(
+        tmp_path,
+        postprocess_case,
+        NULL_LOSES,
+        version_2_with_negative=True,
+        null_score_diff_threshold=-5.0,
+    )
     with open(paths["predictions"]) as reader:
         assert json.load(reader) == {"q1": ""}
     with open(paths["null_odds"]) as reader:
@@ -543,8 +636,9 @@ def test_v2_threshold_turns_the_answer_into_null(tmp_path, postprocess_case):
 
 
 def test_v2_null_wins(tmp_path, postprocess_case):
-    paths = run_write_predictions(tmp_path, postprocess_case, NULL_WINS,
-                                  version_2_with_negative=True)
+    paths = run_write_predictions(
+        tmp_path, postprocess_case, NULL_WINS, version_2_with_negative=True
+    )
     with open(paths["predictions"]) as reader:
         assert json.load(reader) == {"q1": ""}
     with open(paths["nbest_predictions"]) as reader:
@@ -566,7 +660,11 @@ def test_max_answer_length_counts_tokens_inclusively(postprocess_case):
     # "four" 3.5 ("Three four" and "four Five six" are too long).
     example, features = postprocess_case
     predictions, nbest, _ = squad_lib.compute_predictions(
-        [example], features, NULL_LOSES, n_best_size=3, max_answer_length=1,
+        [example],
+        features,
+        NULL_LOSES,
+        n_best_size=3,
+        max_answer_length=1,
         do_lower_case=True,
     )
     assert predictions == {"q1": "Three"}
@@ -594,8 +692,13 @@ def test_nbest_keeps_each_text_once(tokenizer):
 def test_compute_predictions_returns_what_is_written(postprocess_case):
     example, features = postprocess_case
     predictions, nbest, null_odds = squad_lib.compute_predictions(
-        [example], features, NULL_WINS, n_best_size=3, max_answer_length=3,
-        do_lower_case=True, version_2_with_negative=True,
+        [example],
+        features,
+        NULL_WINS,
+        n_best_size=3,
+        max_answer_length=3,
+        do_lower_case=True,
+        version_2_with_negative=True,
     )
     assert predictions == {"q1": ""}
     assert [entry["text"] for entry in nbest["q1"]] == ["", "six"]
@@ -608,8 +711,13 @@ def test_unknown_results_and_missing_features_do_not_crash(postprocess_case, tok
     stray = squad_lib.RawResult(123, [9.0] * 8, [9.0] * 8)
     with caplog.at_level(logging.WARNING, logger="tensorflow"):
         predictions, nbest, null_odds = squad_lib.compute_predictions(
-            [example, lonely], features, [NULL_LOSES[0], stray], n_best_size=3,
-            max_answer_length=3, do_lower_case=True, version_2_with_negative=True,
+            [example, lonely],
+            features,
+            [NULL_LOSES[0], stray],
+            n_best_size=3,
+            max_answer_length=3,
+            do_lower_case=True,
+            version_2_with_negative=True,
         )
     # Window 1 has no result, so only window 0's candidates remain; its null score 2.0 is
     # the only one: 2.0 - (3.0 + 2.0) = -3.0.

@@ -30,8 +30,12 @@ def masked_crc(data: bytes) -> int:
 
 def framed(record: bytes) -> bytes:
     length = struct.pack("<Q", len(record))
-    return (length + struct.pack("<I", masked_crc(length)) + record
-            + struct.pack("<I", masked_crc(record)))
+    return (
+        length
+        + struct.pack("<I", masked_crc(length))
+        + record
+        + struct.pack("<I", masked_crc(record))
+    )
 
 
 def test_crc32c_reference_value():
