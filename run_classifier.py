@@ -22,6 +22,7 @@ from absl import app, flags
 import classifier_data
 import classifier_metrics
 import estimator_builder
+import export
 import modeling
 import optimization
 import tfrecord_io
@@ -72,6 +73,13 @@ def define_flags() -> None:
         "Your own DataProcessor subclass as 'module:Class' or 'path/to/file.py:Class'.",
     )
     flags.DEFINE_string("xnli_language", "zh", "Language of the XNLI data to use.")
+    flags.DEFINE_string(
+        "export_dir",
+        None,
+        "After training, write a SavedModel for serving under this directory (in a "
+        "timestamped subdirectory): the best checkpoint when --eval_every_steps kept one, "
+        "else the last.",
+    )
     # The generic processor: the user's own files, described by flags.
     flags.DEFINE_enum("file_format", None, ["csv", "tsv", "jsonl"], "Format of generic data files.")
     flags.DEFINE_string("train_file", None, "Generic data: training file in --data_dir.")
@@ -216,8 +224,11 @@ def model_fn_builder(
     def model_fn(features, labels, mode, params):
         del labels, params
         is_training = mode == tf.estimator.ModeKeys.TRAIN
-        label_ids = features["label_ids"]
-        is_real_example = tf.cast(features["is_real_example"], tf.float32)
+        # A served model gets no labels: stand-ins keep the graph the same.
+        label_ids = features.get("label_ids")
+        if label_ids is None:
+            label_ids = placeholder_labels(features["input_ids"], num_labels, task_kind)
+        is_real_example = tf.cast(features.get("is_real_example", 1), tf.float32)
         total_loss, per_example_loss, logits, probabilities = create_model(
             bert_config,
             is_training,
@@ -251,13 +262,25 @@ def model_fn_builder(
                 eval_metrics=(metric_fn, metric_inputs),
                 scaffold_fn=scaffold_fn,
             )
+        outputs = {"probabilities": probabilities, "logits": logits}
         return Spec(
             mode=mode,
-            predictions={"probabilities": probabilities, "label_ids": label_ids},
+            predictions=dict(outputs, label_ids=label_ids),
+            export_outputs={"serving_default": tf.estimator.export.PredictOutput(outputs)},
             scaffold_fn=scaffold_fn,
         )
 
     return model_fn
+
+
+def placeholder_labels(input_ids: tf.Tensor, num_labels: int, task_kind: str) -> tf.Tensor:
+    """Zero labels of the right dtype and shape for `[batch_size, seq_length]` inputs."""
+    batch_size = tf.shape(input_ids)[0]
+    if task_kind == REGRESSION:
+        return tf.zeros([batch_size], tf.float32)
+    if task_kind == MULTI_LABEL:
+        return tf.zeros([batch_size, num_labels], tf.int32)
+    return tf.zeros([batch_size], tf.int32)
 
 
 # ------------------------------------------------------------------------------ the data
@@ -583,6 +606,13 @@ def main(_) -> None:
         estimator_builder.write_eval_results(
             result, os.path.join(FLAGS.output_dir, "eval_results.txt")
         )
+
+    if FLAGS.export_dir:
+        best = evaluator and tf.train.latest_checkpoint(evaluator.best_dir)
+        checkpoint = best or tf.train.latest_checkpoint(FLAGS.output_dir)
+        if not checkpoint:
+            raise ValueError(f"--export_dir: no trained checkpoint in {FLAGS.output_dir}")
+        export.export_saved_model(model_fn, checkpoint, FLAGS.export_dir, FLAGS.max_seq_length)
 
     if FLAGS.do_predict:
         tf1.logging.info("***** Running prediction *****")

@@ -291,3 +291,79 @@ def test_checkpoint_that_does_not_fit_the_config_is_rejected(tmp_path, tiny_mode
     output = failing_run(tiny_model, small_csv_task, tmp_path, init_checkpoint=str(checkpoint))
     assert "does not fit the model config" in output
     assert "bert/embeddings/word_embeddings" in output
+
+
+SERVING_CHECK = """
+import sys
+import numpy as np
+import tensorflow as tf
+
+export_path, record_file, expected_file = sys.argv[1:]
+model = tf.saved_model.load(export_path)
+records = [r.numpy() for r in tf.data.TFRecordDataset(record_file)]
+parsed = [tf.train.Example.FromString(r).features.feature for r in records]
+inputs = {
+    name: tf.constant([list(f[name].int64_list.value) for f in parsed], tf.int32)
+    for name in ("input_ids", "input_mask", "segment_ids")
+}
+by_tensors = model.signatures["serving_default"](**inputs)["probabilities"].numpy()
+by_examples = model.signatures["examples:serving_default"](
+    examples=tf.constant(records)
+)["probabilities"].numpy()
+expected = np.loadtxt(expected_file, delimiter="\\t", ndmin=2)
+real = len(expected)
+print("max difference", np.abs(by_tensors[:real] - expected).max(),
+      np.abs(by_examples[:real] - expected).max())
+assert np.abs(by_tensors[:real] - expected).max() <= 1e-5
+assert np.abs(by_examples[:real] - expected).max() <= 1e-5
+"""
+
+
+@pytest.mark.slow
+def test_exported_saved_model_gives_the_estimators_predictions(tmp_path, tiny_model):
+    data = tmp_path / "data"
+    write_keyword_task(data, {"train": 64, "test": 11})
+    out, exported = tmp_path / "out", tmp_path / "exported"
+    run_script(
+        "run_classifier.py",
+        common_flags(
+            tiny_model,
+            data,
+            out,
+            task_name="generic",
+            labels="happy,sad",
+            do_train=True,
+            do_predict=True,
+            num_train_epochs=1,
+            export_dir=exported,
+        ),
+    )
+    (export_path,) = [path for path in exported.iterdir() if path.is_dir()]
+    # A fresh process with only TensorFlow: the SavedModel stands on its own.
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SERVING_CHECK,
+            str(export_path),
+            str(out / "predict.tf_record"),
+            str(out / "test_results.tsv"),
+        ],
+        cwd=tmp_path,
+        check=True,
+    )
+    shown = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "saved_model_cli"),
+            "show",
+            "--dir",
+            str(export_path),
+            "--all",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "signature_def['serving_default']" in shown
+    assert "signature_def['examples:serving_default']" in shown
+    assert "probabilities" in shown and "logits" in shown
