@@ -11,15 +11,29 @@ The outputs are whatever the task's model_fn names in its `export_outputs` (e.g.
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from collections.abc import Callable
 
 import tensorflow as tf
+from absl import flags
 
 import estimator_builder
 
 tf1 = tf.compat.v1
 
 INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
+
+
+def define_export_flag() -> None:
+    """The --export_dir flag every task script takes."""
+    flags.DEFINE_string(
+        "export_dir",
+        None,
+        "Write a SavedModel for serving under this directory, in a timestamped "
+        "subdirectory as TensorFlow Serving expects.",
+    )
 
 
 def serving_input_receiver_fn(max_seq_length: int) -> Callable[[], object]:
@@ -51,19 +65,190 @@ def export_saved_model(
     checkpoint_path: str,
     export_dir_base: str,
     max_seq_length: int,
+    assets_extra: dict[str, str] | None = None,
+    metadata: dict | None = None,
 ) -> str:
     """Writes a SavedModel of `checkpoint_path` under `export_dir_base/<timestamp>/` (the
     versioned layout TensorFlow Serving watches) and returns its path.
 
     `model_fn` is the task's TPUEstimator-style model_fn; in PREDICT mode it must return
     `export_outputs`. Export always builds the CPU graph, also for a TPU-trained model.
+    `assets_extra` maps file names inside `assets.extra/` to files to copy there (e.g.
+    `tokenizer_assets(...)`); `metadata`, when given, is written with `max_seq_length` added
+    as `assets.extra/<METADATA_FILE>`, which is what `predictor.py` reads.
     """
     estimator = tf.estimator.Estimator(estimator_builder.as_estimator_model_fn(model_fn))
-    path = estimator.export_saved_model(
-        export_dir_base,
-        serving_input_receiver_fn(max_seq_length),
-        checkpoint_path=checkpoint_path,
-    )
+    with tempfile.TemporaryDirectory() as scratch:
+        assets_extra = dict(assets_extra or {})
+        if metadata is not None:
+            metadata_path = os.path.join(scratch, METADATA_FILE)
+            with open(metadata_path, "w", encoding="utf-8") as writer:
+                json.dump(dict(metadata, max_seq_length=max_seq_length), writer, indent=2)
+            assets_extra[METADATA_FILE] = metadata_path
+        path = estimator.export_saved_model(
+            export_dir_base,
+            serving_input_receiver_fn(max_seq_length),
+            assets_extra=assets_extra or None,
+            checkpoint_path=checkpoint_path,
+        )
     path = path.decode() if isinstance(path, bytes) else path
     tf1.logging.info("Exported %s as a SavedModel to %s", checkpoint_path, path)
     return path
+
+
+# ------------------------------------------- what a predictor needs, and frozen graphs
+# Files of `assets.extra/` that `predictor.py` reads: the export's settings, and the
+# tokenizer's vocabulary (WordPiece) or model (SentencePiece).
+METADATA_FILE = "bert_export.json"
+VOCAB_ASSET = "vocab.txt"
+SPM_MODEL_ASSET = "spm.model"
+EXTRA_ASSETS_DIR = "assets.extra"
+
+
+def tokenizer_assets(vocab_file: str | None, spm_model_file: str | None) -> dict[str, str]:
+    """The `assets_extra` of `export_saved_model` that ship the tokenizer's file with the
+    model: SentencePiece when `spm_model_file` is set (as `tokenization.create_tokenizer`
+    decides), else the WordPiece vocab."""
+    if spm_model_file:
+        return {SPM_MODEL_ASSET: spm_model_file}
+    if vocab_file:
+        return {VOCAB_ASSET: vocab_file}
+    return {}
+
+
+def resolve_saved_model_dir(path: str) -> str:
+    """`path` itself when it holds a SavedModel, else its newest timestamped export (the
+    `export_dir_base` layout written by `export_saved_model`)."""
+    if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = []
+    if tf.io.gfile.isdir(path):
+        for name in tf.io.gfile.listdir(path):
+            name = name.rstrip("/")
+            if name.isdigit() and tf.io.gfile.exists(os.path.join(path, name, "saved_model.pb")):
+                versions.append(name)
+    if not versions:
+        raise FileNotFoundError(
+            f"{path}: no saved_model.pb there nor in a timestamped subdirectory of it"
+        )
+    return os.path.join(path, max(versions, key=int))
+
+
+def read_export_metadata(export_path: str) -> dict:
+    """The settings `export_saved_model(..., metadata=...)` wrote beside the model."""
+    path = os.path.join(export_path, EXTRA_ASSETS_DIR, METADATA_FILE)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(
+            f"{path} is missing: this SavedModel was exported without the tokenizer settings "
+            "a predictor needs (export it again with run_classifier.py --export_dir)"
+        )
+    with tf.io.gfile.GFile(path) as reader:
+        try:
+            return json.load(reader)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from err
+
+
+def freeze_saved_model(
+    saved_model_dir: str, output_pb: str, signature: str = "serving_default"
+) -> dict[str, dict[str, str]]:
+    """Writes one of a SavedModel's signatures as a single frozen GraphDef `.pb`.
+
+    Variables become constants, each signature input becomes a Placeholder (so the
+    tf.Example parsing in front of `serving_default` goes), and only the nodes the outputs
+    need are kept. Each output also gets an Identity node named after its signature key
+    (`probabilities`, `logits`...) when that name is free. `saved_model_dir` may be an
+    `export_dir_base`; its newest export is used.
+
+    Returns and logs `{"inputs": {key: tensor name}, "outputs": {key: tensor name}}`: what to
+    feed and fetch after `tf.compat.v1.import_graph_def(graph_def, name="")`.
+    """
+    export_path = resolve_saved_model_dir(saved_model_dir)
+    graph = tf.Graph()
+    with tf1.Session(graph=graph) as session:
+        meta_graph = tf1.saved_model.loader.load(
+            session, [tf1.saved_model.tag_constants.SERVING], export_path
+        )
+        if signature not in meta_graph.signature_def:
+            raise ValueError(
+                f"{export_path} has no signature {signature!r}; it has "
+                f"{sorted(meta_graph.signature_def)}"
+            )
+        signature_def = meta_graph.signature_def[signature]
+        with graph.as_default():
+            outputs = {
+                key: tf.identity(graph.get_tensor_by_name(info.name), name=key).name
+                for key, info in sorted(signature_def.outputs.items())
+            }
+        output_nodes = [name.split(":")[0] for name in outputs.values()]
+        frozen = tf1.graph_util.convert_variables_to_constants(
+            session, graph.as_graph_def(), output_nodes
+        )
+    inputs = _inputs_as_placeholders(frozen, signature_def.inputs)
+    frozen = tf1.graph_util.extract_sub_graph(frozen, output_nodes)
+    tf.io.gfile.makedirs(os.path.dirname(os.path.abspath(output_pb)))
+    with tf.io.gfile.GFile(output_pb, "wb") as writer:
+        writer.write(frozen.SerializeToString())
+    nodes = {"inputs": inputs, "outputs": outputs}
+    tf1.logging.info(
+        "Froze signature %r of %s into %s (%d nodes): inputs %s, outputs %s",
+        signature,
+        export_path,
+        output_pb,
+        len(frozen.node),
+        inputs,
+        outputs,
+    )
+    return nodes
+
+
+def _inputs_as_placeholders(graph_def, signature_inputs) -> dict[str, str]:
+    """Turns, in place, the node behind each signature input into a Placeholder of the
+    input's dtype and shape, cutting off whatever computed it; returns the inputs' tensor
+    names by key. An input that is not its node's first output is left as it is (it can
+    still be fed)."""
+    nodes = {node.name: node for node in graph_def.node}
+    names = {}
+    for key, info in sorted(signature_inputs.items()):
+        node_name, _, index = info.name.partition(":")
+        names[key] = info.name
+        node = nodes[node_name]
+        if node.op == "Placeholder" or index not in ("", "0"):
+            continue
+        node.Clear()
+        node.name = node_name
+        node.op = "Placeholder"
+        node.attr["dtype"].type = info.dtype
+        node.attr["shape"].shape.CopyFrom(info.tensor_shape)
+    return names
+
+
+def _define_freeze_flags() -> None:
+    flags.DEFINE_string(
+        "saved_model_dir",
+        None,
+        "The SavedModel to freeze, or the --export_dir holding timestamped exports (the "
+        "newest is used).",
+    )
+    flags.DEFINE_string("output_pb", None, "Where to write the frozen GraphDef (.pb).")
+    flags.DEFINE_string("signature", "serving_default", "The signature to freeze.")
+
+
+def _freeze_main(_) -> None:
+    tf1.logging.set_verbosity(tf1.logging.INFO)
+    nodes = freeze_saved_model(
+        flags.FLAGS.saved_model_dir, flags.FLAGS.output_pb, flags.FLAGS.signature
+    )
+    for kind in ("inputs", "outputs"):
+        for key, name in nodes[kind].items():
+            print(f"{kind[:-1]}\t{key}\t{name}")
+
+
+if __name__ == "__main__":
+    # python export.py --saved_model_dir=EXPORT_DIR --output_pb=model.pb
+    from absl import app
+
+    _define_freeze_flags()
+    flags.mark_flag_as_required("saved_model_dir")
+    flags.mark_flag_as_required("output_pb")
+    app.run(_freeze_main)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +26,7 @@ import estimator_builder
 import export
 import modeling
 import optimization
+import predictor
 import tfrecord_io
 import tokenization
 
@@ -73,12 +75,14 @@ def define_flags() -> None:
         "Your own DataProcessor subclass as 'module:Class' or 'path/to/file.py:Class'.",
     )
     flags.DEFINE_string("xnli_language", "zh", "Language of the XNLI data to use.")
-    flags.DEFINE_string(
-        "export_dir",
-        None,
-        "After training, write a SavedModel for serving under this directory (in a "
-        "timestamped subdirectory): the best checkpoint when --eval_every_steps kept one, "
-        "else the last.",
+    # SavedModel of the best checkpoint when --eval_every_steps kept one, else of the last.
+    export.define_export_flag()
+    flags.DEFINE_bool(
+        "interactive",
+        False,
+        "After everything else (or alone, without --do_*): classify lines read from stdin "
+        "(text_a, or text_a<TAB>text_b) with the newest model in --export_dir, printing "
+        "label<TAB>probability per line.",
     )
     # The generic processor: the user's own files, described by flags.
     flags.DEFINE_enum("file_format", None, ["csv", "tsv", "jsonl"], "Format of generic data files.")
@@ -519,8 +523,18 @@ def train_with_periodic_eval(estimator, train_input_fn, num_train_steps, evaluat
     return result
 
 
+def classify_stdin(export_dir: str | None) -> None:
+    """--interactive: one prediction per line of stdin, from the newest export."""
+    if not export_dir:
+        raise ValueError("--interactive reads the model from --export_dir, which is not set")
+    predictor.classify_lines(predictor.ClassifierPredictor(export_dir), sys.stdin)
+
+
 def main(_) -> None:
     tf1.logging.set_verbosity(tf1.logging.INFO)
+    if FLAGS.interactive and not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
+        classify_stdin(FLAGS.export_dir)
+        return
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
         raise ValueError("At least one of --do_train, --do_eval or --do_predict must be True.")
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
@@ -612,7 +626,19 @@ def main(_) -> None:
         checkpoint = best or tf.train.latest_checkpoint(FLAGS.output_dir)
         if not checkpoint:
             raise ValueError(f"--export_dir: no trained checkpoint in {FLAGS.output_dir}")
-        export.export_saved_model(model_fn, checkpoint, FLAGS.export_dir, FLAGS.max_seq_length)
+        export.export_saved_model(
+            model_fn,
+            checkpoint,
+            FLAGS.export_dir,
+            FLAGS.max_seq_length,
+            assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),
+            metadata={
+                "labels": list(label_list),
+                "task_kind": task_kind,
+                "do_lower_case": FLAGS.do_lower_case,
+                "multi_label_threshold": FLAGS.multi_label_threshold,
+            },
+        )
 
     if FLAGS.do_predict:
         tf1.logging.info("***** Running prediction *****")
@@ -630,6 +656,9 @@ def main(_) -> None:
             predict_examples,
             predicted_labels(probabilities, label_list, task_kind),
         )
+
+    if FLAGS.interactive:
+        classify_stdin(FLAGS.export_dir)
 
 
 if __name__ == "__main__":

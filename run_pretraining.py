@@ -16,6 +16,7 @@ import tensorflow as tf
 from absl import app, flags
 
 import estimator_builder
+import export
 import modeling
 import optimization
 import tfrecord_io
@@ -59,6 +60,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
     estimator_builder.define_hardware_flags()
     estimator_builder.define_gpu_flags()
+    export.define_export_flag()
 
 
 # ---------------------------------------------------------------------------------- heads
@@ -225,6 +227,8 @@ def model_fn_builder(
             use_one_hot_embeddings=use_one_hot_embeddings,
             compute_type=run_options.compute_type,
         )
+        if mode == tf.estimator.ModeKeys.PREDICT:
+            return encoder_spec(model, init_checkpoint, use_tpu)
         masked_lm_loss, masked_lm_example_loss, masked_lm_log_probs = get_masked_lm_output(
             bert_config,
             model.get_sequence_output(),
@@ -277,6 +281,30 @@ def model_fn_builder(
     return model_fn
 
 
+def encoder_spec(model: modeling.BertModel, init_checkpoint: str | None, use_tpu: bool):
+    """PREDICT mode serves the encoder alone: `pooled_output` `[batch_size, hidden_size]`
+    and `sequence_output` `[batch_size, seq_length, hidden_size]`, float32."""
+    outputs = {
+        "pooled_output": tf.cast(model.get_pooled_output(), tf.float32),
+        "sequence_output": tf.cast(model.get_sequence_output(), tf.float32),
+    }
+    return tf1.estimator.tpu.TPUEstimatorSpec(
+        mode=tf.estimator.ModeKeys.PREDICT,
+        predictions=outputs,
+        export_outputs={"serving_default": tf.estimator.export.PredictOutput(outputs)},
+        scaffold_fn=estimator_builder.restore_from_checkpoint(init_checkpoint, use_tpu),
+    )
+
+
+def export_encoder(model_fn) -> str:
+    """--export_dir: a SavedModel of the encoder from the last checkpoint in --output_dir,
+    or from --init_checkpoint when there is none (say, a checkpoint from Google)."""
+    checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir) or FLAGS.init_checkpoint
+    if not checkpoint:
+        raise ValueError("--export_dir needs a checkpoint in --output_dir or --init_checkpoint")
+    return export.export_saved_model(model_fn, checkpoint, FLAGS.export_dir, FLAGS.max_seq_length)
+
+
 def pretraining_features(max_seq_length: int, max_predictions_per_seq: int) -> dict:
     """The feature spec of create_pretraining_data.py's records."""
     ints, floats = tfrecord_io.int_feature_spec, tfrecord_io.float_feature_spec
@@ -293,25 +321,24 @@ def pretraining_features(max_seq_length: int, max_predictions_per_seq: int) -> d
 
 def main(_) -> None:
     tf1.logging.set_verbosity(tf1.logging.INFO)
-    if not FLAGS.do_train and not FLAGS.do_eval:
-        raise ValueError("At least one of --do_train or --do_eval must be True.")
+    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.export_dir):
+        raise ValueError("At least one of --do_train, --do_eval or --export_dir must be set.")
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    if FLAGS.max_seq_length > bert_config.max_position_embeddings:
-        raise ValueError(
-            f"--max_seq_length={FLAGS.max_seq_length} is longer than the model's "
-            f"max_position_embeddings ({bert_config.max_position_embeddings})"
-        )
-    input_files = tfrecord_io.glob_input_files(FLAGS.input_file, "input_file")
+    estimator_builder.check_model_flags(bert_config)
     features = pretraining_features(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
-    tfrecord_io.check_record_lengths(
-        input_files[0],
-        features,
-        flag_hint="check --max_seq_length and --max_predictions_per_seq against the values "
-        "used by create_pretraining_data.py",
-    )
-    tf1.logging.info("*** Input Files ***")
-    for input_file in input_files:
-        tf1.logging.info("  %s", input_file)
+    if FLAGS.do_train or FLAGS.do_eval:
+        if not FLAGS.input_file:
+            raise ValueError("--do_train and --do_eval read --input_file, which is not set")
+        input_files = tfrecord_io.glob_input_files(FLAGS.input_file, "input_file")
+        tfrecord_io.check_record_lengths(
+            input_files[0],
+            features,
+            flag_hint="check --max_seq_length and --max_predictions_per_seq against the values "
+            "used by create_pretraining_data.py",
+        )
+        tf1.logging.info("*** Input Files ***")
+        for input_file in input_files:
+            tf1.logging.info("  %s", input_file)
     tf.io.gfile.makedirs(FLAGS.output_dir)
 
     model_fn = model_fn_builder(
@@ -347,11 +374,12 @@ def main(_) -> None:
         estimator_builder.write_eval_results(
             result, os.path.join(FLAGS.output_dir, "eval_results.txt")
         )
+    if FLAGS.export_dir:
+        export_encoder(model_fn)
 
 
 if __name__ == "__main__":
     define_flags()
-    flags.mark_flag_as_required("input_file")
     flags.mark_flag_as_required("bert_config_file")
     flags.mark_flag_as_required("output_dir")
     app.run(main)

@@ -18,6 +18,7 @@ import tensorflow as tf
 from absl import app, flags
 
 import estimator_builder
+import export
 import modeling
 import optimization
 import squad_evaluate
@@ -75,6 +76,7 @@ def define_flags() -> None:
         "With --do_predict: score the predictions against --predict_file "
         "(exact match and F1) and write eval_results.txt.",
     )
+    export.define_export_flag()
 
 
 # ---------------------------------------------------------------------------- the model
@@ -172,12 +174,17 @@ def model_fn_builder(
             )
             return Spec(mode=mode, loss=total_loss, train_op=train_op, scaffold_fn=scaffold_fn)
         if mode == tf.estimator.ModeKeys.PREDICT:
-            predictions = {
-                "unique_ids": features["unique_ids"],
-                "start_logits": start_logits,
-                "end_logits": end_logits,
-            }
-            return Spec(mode=mode, predictions=predictions, scaffold_fn=scaffold_fn)
+            logits = {"start_logits": start_logits, "end_logits": end_logits}
+            # A served model gets no unique ids; the client keeps track of its windows.
+            unique_ids = features.get("unique_ids")
+            if unique_ids is None:
+                unique_ids = tf.zeros_like(features["input_ids"][:, 0])
+            return Spec(
+                mode=mode,
+                predictions=dict(logits, unique_ids=unique_ids),
+                export_outputs={"serving_default": tf.estimator.export.PredictOutput(logits)},
+                scaffold_fn=scaffold_fn,
+            )
         raise ValueError(f"Only TRAIN and PREDICT modes are supported: {mode}")
 
     return model_fn
@@ -239,6 +246,15 @@ def write_features(examples, tokenizer, is_training: bool, output_file: str, kee
             is_training,
             output_fn,
         )
+
+
+def export_latest_checkpoint(model_fn) -> str:
+    """--export_dir: a SavedModel (outputs start_logits and end_logits) of the last
+    checkpoint in --output_dir."""
+    checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
+    if not checkpoint:
+        raise ValueError(f"--export_dir: no trained checkpoint in {FLAGS.output_dir}")
+    return export.export_saved_model(model_fn, checkpoint, FLAGS.export_dir, FLAGS.max_seq_length)
 
 
 def check_flags() -> None:
@@ -327,6 +343,9 @@ def main(_) -> None:
             drop_remainder=True,
         )
         estimator.train(train_input_fn, max_steps=num_train_steps)
+
+    if FLAGS.export_dir:
+        export_latest_checkpoint(model_fn)
 
     if FLAGS.do_predict:
         predict_record = os.path.join(FLAGS.output_dir, "eval.tf_record")

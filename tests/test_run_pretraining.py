@@ -176,3 +176,67 @@ def test_input_glob_matching_nothing_names_the_flag(pretraining_data, tmp_path):
     flags["input_file"] = tmp_path / "missing-*.tfrecord"
     result = run_script("run_pretraining.py", flags, expect_failure=True)
     assert "--input_file: no file matches" in result.stdout
+
+
+ENCODER_CHECK = """
+import sys
+import numpy as np
+import tensorflow as tf
+import modeling
+
+export_path, config_file, checkpoint = sys.argv[1:]
+ids = np.array([[2, 7, 9, 11, 3, 0], [2, 5, 3, 6, 8, 3]], np.int32)
+mask = np.array([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]], np.int32)
+types = np.array([[0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1]], np.int32)
+served = tf.saved_model.load(export_path).signatures["serving_default"](
+    input_ids=tf.constant(ids), input_mask=tf.constant(mask), segment_ids=tf.constant(types)
+)
+with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+    config = modeling.BertConfig.from_json_file(config_file)
+    model = modeling.BertModel(
+        config, False, tf.constant(ids), tf.constant(mask), tf.constant(types)
+    )
+    tf.compat.v1.train.Saver().restore(sess, checkpoint)
+    pooled, sequence = sess.run([model.get_pooled_output(), model.get_sequence_output()])
+assert np.abs(served["pooled_output"].numpy() - pooled).max() <= 1e-5
+assert np.abs(served["sequence_output"].numpy() - sequence).max() <= 1e-5
+print("encoder export matches")
+"""
+
+
+@pytest.mark.slow
+def test_encoder_export_from_init_checkpoint_alone(pretraining_data, tmp_path):
+    trained = tmp_path / "trained"
+    run_script(
+        "run_pretraining.py",
+        pretraining_flags(
+            pretraining_data, trained, do_train=True, num_train_steps=2, learning_rate=1e-3
+        ),
+    )
+    exported = tmp_path / "exported"
+    run_script(
+        "run_pretraining.py",
+        {
+            "bert_config_file": pretraining_data / "bert_config.json",
+            "init_checkpoint": trained / "model.ckpt-2",
+            "output_dir": tmp_path / "empty",
+            "export_dir": exported,
+            "max_seq_length": 6,
+        },
+    )
+    (export_path,) = [path for path in exported.iterdir() if path.is_dir()]
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            ENCODER_CHECK,
+            str(export_path),
+            str(pretraining_data / "bert_config.json"),
+            str(trained / "model.ckpt-2"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr[-3000:]
+    assert "encoder export matches" in check.stdout

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import tensorflow as tf
 
 from helpers import read_eval_results, run_script, write_bert_config, write_vocab_for_texts
 
@@ -91,6 +92,8 @@ def train_and_predict(tmp_path, with_unanswerable: bool):
             "learning_rate": 1e-3,
             "warmup_proportion": 0.05,
             "version_2_with_negative": with_unanswerable,
+            "export_dir": out / "exported",
+            "random_seed": 1,
         },
     )
     return out
@@ -108,6 +111,10 @@ def test_squad_v1_memorises_its_questions(tmp_path):
     assert nbest["q1"][0]["text"] == "London"
     assert set(nbest["q1"][0]) == {"text", "probability", "start_logit", "end_logit"}
     assert not (out / "null_odds.json").exists()
+    (export_path,) = [path for path in (out / "exported").iterdir() if path.is_dir()]
+    serving = tf.saved_model.load(str(export_path)).signatures["serving_default"]
+    assert set(serving.structured_outputs) == {"start_logits", "end_logits"}
+    assert set(serving.structured_input_signature[1]) == {"input_ids", "input_mask", "segment_ids"}
 
 
 @pytest.mark.slow
