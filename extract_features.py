@@ -1,0 +1,564 @@
+"""Extracts BERT's hidden states for every token of a text file, and sentence vectors.
+
+Each line of `--input_file` is one example; `text_a ||| text_b` makes a sentence pair.
+
+  python extract_features.py --input_file=input.txt --output_file=output.jsonl \
+      --vocab_file=$BERT/vocab.txt --bert_config_file=$BERT/bert_config.json \
+      --init_checkpoint=$BERT/bert_model.ckpt --layers=-1,-2,-3,-4 --max_seq_length=128
+
+Outputs (any combination, at least one):
+- `--output_file`: JSON lines as the original writes them, one per input line:
+  `{"linex_index": i, "features": [{"token": "[CLS]", "layers": [{"index": -1,
+  "values": [...]}, ...]}, ...]}`, one entry per real token (`[CLS] a [SEP] b [SEP]`), values
+  rounded to 6 decimals.
+- `--pooling=cls|mean --pooled_output_file=vectors.npy`: one float32 vector per input line,
+  `[num_lines, hidden_size]`, in input order, from the layer given first in `--layers` (the
+  last layer with the default `-1,-2,-3,-4`). `cls` takes the vector of `[CLS]`; `mean`
+  averages over every real token, `[CLS]` and the `[SEP]`s included, padding excluded.
+  Leave `--output_file` unset to skip the (large) JSON for big inputs.
+- `--export_dir`: a SavedModel of the encoder of `--init_checkpoint` (see `export.py`) whose
+  outputs are `pooled_output` `[batch_size, hidden_size]` (BERT's pooler: tanh-dense over
+  `[CLS]`, as in TF Hub's BERT) and `sequence_output` `[batch_size, seq_length,
+  hidden_size]` (the last layer); the tokenizer's file and settings go to its
+  `assets.extra/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+import estimator_builder
+import export
+import modeling
+import tfrecord_io
+import tokenization
+from classifier_data import _pair_tokens, _truncate_seq_pair
+
+tf1 = tf.compat.v1
+FLAGS = flags.FLAGS
+
+POOLING_MODES = ("cls", "mean")
+_PAIR_SEPARATOR = re.compile(r"^(.*) \|\|\| (.*)$")
+_NUM_EXAMPLES_TO_LOG = 5
+
+
+def define_flags() -> None:
+    """The original script's flags (same names and defaults), plus the pooled and
+    SavedModel outputs and the shared hardware flags."""
+    flags.DEFINE_string(
+        "input_file", None, "Text file, one example a line; 'text_a ||| text_b' for pairs."
+    )
+    flags.DEFINE_string(
+        "output_file",
+        None,
+        "JSON lines of every token's values in --layers. Leave unset to write only "
+        "--pooled_output_file (or only --export_dir).",
+    )
+    flags.DEFINE_string(
+        "layers",
+        "-1,-2,-3,-4",
+        "Comma-separated encoder layers to output; -1 is the last, 0 the first.",
+    )
+    flags.DEFINE_string(
+        "bert_config_file",
+        None,
+        "The config json file of the pre-trained BERT model; it sets the architecture.",
+    )
+    flags.DEFINE_integer(
+        "max_seq_length",
+        128,
+        "The maximum total input sequence length after WordPiece tokenization. Longer "
+        "sequences are truncated, shorter ones padded.",
+    )
+    flags.DEFINE_string(
+        "init_checkpoint", None, "Initial checkpoint (usually from a pre-trained BERT model)."
+    )
+    flags.DEFINE_string(
+        "vocab_file", None, "The vocabulary file that the BERT model was trained on."
+    )
+    flags.DEFINE_string(
+        "spm_model_file",
+        None,
+        "A SentencePiece model to tokenize with instead of --vocab_file.",
+    )
+    flags.DEFINE_bool(
+        "do_lower_case",
+        True,
+        "Whether to lower case the input text. True for uncased models, False for cased ones.",
+    )
+    flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
+    flags.DEFINE_bool(
+        "use_one_hot_embeddings",
+        False,
+        "Look embeddings up with a one-hot matmul instead of a gather (faster on TPUs).",
+    )
+    flags.DEFINE_enum(
+        "pooling",
+        None,
+        list(POOLING_MODES),
+        "With --pooled_output_file: 'cls' (the [CLS] vector) or 'mean' (the average over "
+        "real tokens, [CLS] and [SEP] included) of the first layer in --layers.",
+    )
+    flags.DEFINE_string(
+        "pooled_output_file",
+        None,
+        "With --pooling: a .npy file of float32 [num_lines, hidden_size] sentence vectors.",
+    )
+    # The encoder of --init_checkpoint, outputs pooled_output and sequence_output.
+    export.define_export_flag()
+    estimator_builder.define_hardware_flags()
+    estimator_builder.define_gpu_flags()
+
+
+# ---------------------------------------------------------------------------------- the data
+
+
+@dataclasses.dataclass
+class InputExample:
+    """One line of the input file; `unique_id` is its 0-based line number."""
+
+    unique_id: int
+    text_a: str
+    text_b: str | None
+
+
+@dataclasses.dataclass
+class InputFeatures:
+    """The model inputs of one example.
+
+    Attributes:
+      tokens: the real tokens, `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, unpadded.
+      input_ids, input_mask, input_type_ids: `[seq_length]` ids, 1/0 real-token mask and
+        segment ids, zero-padded.
+    """
+
+    unique_id: int
+    tokens: list[str]
+    input_ids: list[int]
+    input_mask: list[int]
+    input_type_ids: list[int]
+
+
+def read_examples(input_file: str) -> list[InputExample]:
+    """One example a line; `text_a ||| text_b` (the last ` ||| ` splits) makes a pair.
+
+    Lines are stripped of surrounding whitespace; a blank line is an empty example, as in
+    the original, so that line i of the input is always example i of the output.
+    """
+    if not tf.io.gfile.exists(input_file):
+        raise FileNotFoundError(f"--input_file: {input_file} does not exist")
+    examples = []
+    with tf.io.gfile.GFile(input_file, "rb") as reader:
+        for line_number, raw in enumerate(reader, start=1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{input_file}:{line_number}: not valid UTF-8 ({err})") from None
+            match = _PAIR_SEPARATOR.match(line)
+            text_a, text_b = (match.group(1), match.group(2)) if match else (line, None)
+            examples.append(InputExample(len(examples), text_a, text_b))
+    return examples
+
+
+def convert_examples_to_features(
+    examples: Iterable[InputExample], seq_length: int, tokenizer: tokenization.Tokenizer
+) -> list[InputFeatures]:
+    """Tokenizes, truncates and pads each example to `[seq_length]`, exactly as
+    run_classifier does: a pair is cut longest-first to `seq_length - 3` tokens, a single
+    sequence to `seq_length - 2`."""
+    if seq_length < 3:
+        raise ValueError(f"--max_seq_length must be at least 3 ([CLS] a [SEP]), got {seq_length}")
+    features = []
+    for example in examples:
+        tokens_a = tokenizer.tokenize(example.text_a)
+        tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
+        if tokens_b:
+            _truncate_seq_pair(tokens_a, tokens_b, seq_length - 3)
+        else:
+            tokens_a = tokens_a[: seq_length - 2]
+        tokens, input_type_ids = _pair_tokens(tokens_a, tokens_b)
+        input_ids = tokenizer.convert_tokens_to_ids(tokens)
+        padding = [0] * (seq_length - len(input_ids))
+        feature = InputFeatures(
+            unique_id=example.unique_id,
+            tokens=tokens,
+            input_ids=input_ids + padding,
+            input_mask=[1] * len(input_ids) + padding,
+            input_type_ids=input_type_ids + padding,
+        )
+        if len(features) < _NUM_EXAMPLES_TO_LOG:
+            _log_feature(feature)
+        features.append(feature)
+    return features
+
+
+def _log_feature(feature: InputFeatures) -> None:
+    tf1.logging.info("*** Example ***")
+    tf1.logging.info("unique_id: %s", feature.unique_id)
+    tf1.logging.info("tokens: %s", " ".join(feature.tokens))
+    tf1.logging.info("input_ids: %s", " ".join(map(str, feature.input_ids)))
+    tf1.logging.info("input_mask: %s", " ".join(map(str, feature.input_mask)))
+    tf1.logging.info("input_type_ids: %s", " ".join(map(str, feature.input_type_ids)))
+
+
+def _feature_columns(features: Sequence[InputFeatures]) -> dict[str, np.ndarray]:
+    return {
+        "unique_ids": np.array([f.unique_id for f in features], np.int32),
+        "input_ids": np.array([f.input_ids for f in features], np.int32),
+        "input_mask": np.array([f.input_mask for f in features], np.int32),
+        "input_type_ids": np.array([f.input_type_ids for f in features], np.int32),
+    }
+
+
+def input_fn_builder(features: Sequence[InputFeatures], seq_length: int, use_tpu: bool = False):
+    """An `input_fn(params)` over `features` in order, batched by `params["batch_size"]`.
+
+    On TPU the features are constants of the graph (TPUs cannot run Python generators),
+    which caps the input at about 2 GB of ids; elsewhere they are streamed from Python,
+    which has no such limit.
+    """
+    signature = {
+        "unique_ids": tf.TensorSpec([], tf.int32),
+        **{
+            name: tf.TensorSpec([seq_length], tf.int32)
+            for name in ("input_ids", "input_mask", "input_type_ids")
+        },
+    }
+
+    def generate() -> Iterator[dict]:
+        for feature in features:
+            yield {
+                "unique_ids": feature.unique_id,
+                "input_ids": feature.input_ids,
+                "input_mask": feature.input_mask,
+                "input_type_ids": feature.input_type_ids,
+            }
+
+    def input_fn(params):
+        if use_tpu:
+            dataset = tf.data.Dataset.from_tensor_slices(_feature_columns(features))
+        else:
+            dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        return dataset.batch(params["batch_size"], drop_remainder=False)
+
+    return input_fn
+
+
+# --------------------------------------------------------------------------------- the model
+
+
+def parse_layer_indexes(layers: str, num_hidden_layers: int) -> list[int]:
+    """`--layers` ("-1,-2") as integers, each checked to name an encoder layer."""
+    indexes = []
+    for part in layers.split(","):
+        try:
+            index = int(part)
+        except ValueError:
+            raise ValueError(
+                f"--layers={layers!r}: {part.strip()!r} is not an integer layer index"
+            ) from None
+        if not -num_hidden_layers <= index < num_hidden_layers:
+            raise ValueError(
+                f"--layers={layers!r}: layer {index} does not exist; the model has "
+                f"{num_hidden_layers} layers (indexes {-num_hidden_layers} to "
+                f"{num_hidden_layers - 1})"
+            )
+        indexes.append(index)
+    return indexes
+
+
+def pool_tokens(sequence: tf.Tensor, input_mask: tf.Tensor, pooling: str) -> tf.Tensor:
+    """One vector per sequence: its first token (`cls`), or the mean over the positions
+    where `input_mask` is 1 (`mean`, which includes `[CLS]` and `[SEP]`).
+
+    Args:
+      sequence: float `[batch_size, seq_length, hidden_size]`.
+      input_mask: int `[batch_size, seq_length]`.
+
+    Returns:
+      `[batch_size, hidden_size]`.
+    """
+    if pooling == "cls":
+        return sequence[:, 0, :]
+    if pooling != "mean":
+        raise ValueError(f"pooling={pooling!r}: expected one of {POOLING_MODES}")
+    weights = tf.cast(input_mask, sequence.dtype)[:, :, tf.newaxis]
+    total = tf.reduce_sum(sequence * weights, axis=1)
+    # An all-padding row (never made by this script) would divide by zero.
+    return total / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+
+
+def _segment_ids(features: dict) -> tf.Tensor:
+    """The input_fn's `input_type_ids` (the original's name), or `segment_ids` when the
+    features come from a served request (export.py's name)."""
+    if "input_type_ids" in features:
+        return features["input_type_ids"]
+    return features["segment_ids"]
+
+
+def model_fn_builder(
+    bert_config: modeling.BertConfig,
+    init_checkpoint: str | None,
+    layer_indexes: Sequence[int],
+    use_tpu: bool,
+    use_one_hot_embeddings: bool,
+    pooling: str | None = None,
+    write_layers: bool = True,
+    compute_type: tf.DType = tf.float32,
+):
+    """Returns the model_fn (TPUEstimator style, PREDICT only) of the extractor.
+
+    Its predictions: `unique_id`; `layer_output_<i>` `[batch_size, seq_length, hidden_size]`
+    for the i-th of `layer_indexes` when `write_layers`; and `pooled_vector`
+    `[batch_size, hidden_size]` of the first of `layer_indexes` when `pooling` is set. Its
+    export outputs are `pooled_output` and `sequence_output`. All float32.
+    """
+
+    def model_fn(features, labels, mode, params):
+        del labels, params
+        if mode != tf.estimator.ModeKeys.PREDICT:
+            raise ValueError(f"Only PREDICT modes are supported: {mode}")
+        model = modeling.BertModel(
+            config=bert_config,
+            is_training=False,
+            input_ids=features["input_ids"],
+            input_mask=features["input_mask"],
+            token_type_ids=_segment_ids(features),
+            use_one_hot_embeddings=use_one_hot_embeddings,
+            compute_type=compute_type,
+        )
+        scaffold_fn = estimator_builder.restore_from_checkpoint(init_checkpoint, use_tpu)
+        all_layers = [tf.cast(layer, tf.float32) for layer in model.get_all_encoder_layers()]
+        predictions = {}
+        if "unique_ids" in features:
+            predictions["unique_id"] = features["unique_ids"]
+        if write_layers:
+            for i, layer_index in enumerate(layer_indexes):
+                predictions[f"layer_output_{i}"] = all_layers[layer_index]
+        if pooling:
+            predictions["pooled_vector"] = pool_tokens(
+                all_layers[layer_indexes[0]], features["input_mask"], pooling
+            )
+        encoder_outputs = {
+            "pooled_output": tf.cast(model.get_pooled_output(), tf.float32),
+            "sequence_output": all_layers[-1],
+        }
+        return tf1.estimator.tpu.TPUEstimatorSpec(
+            mode=mode,
+            predictions=predictions,
+            export_outputs={"serving_default": tf.estimator.export.PredictOutput(encoder_outputs)},
+            scaffold_fn=scaffold_fn,
+        )
+
+    return model_fn
+
+
+# ------------------------------------------------------------------------------- the outputs
+
+
+def json_line(unique_id: int, tokens: Sequence[str], layers: dict[int, np.ndarray]) -> str:
+    """One line of --output_file, in the original's key order and rounding.
+
+    `layers` maps each layer index of --layers, in order, to its `[seq_length, hidden_size]`
+    values; only the rows of `tokens` (the real tokens) are written.
+    """
+    rows = {index: values[: len(tokens)].tolist() for index, values in layers.items()}
+    token_entries = []
+    for position, token in enumerate(tokens):
+        layer_entries = [
+            {"index": index, "values": [round(x, 6) for x in rows[index][position]]}
+            for index in layers
+        ]
+        token_entries.append({"token": token, "layers": layer_entries})
+    return json.dumps({"linex_index": unique_id, "features": token_entries})
+
+
+@contextlib.contextmanager
+def atomic_output(path: str) -> Iterator[str]:
+    """Yields a temporary path beside `path` to write to, and renames it to `path` when the
+    block ends without error (else removes it): a crash never leaves a partial output."""
+    temporary = tfrecord_io.temporary_path_for(path)
+    try:
+        yield temporary
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+    except BaseException:
+        with contextlib.suppress(OSError, tf.errors.OpError):
+            if tf.io.gfile.exists(temporary):
+                tf.io.gfile.remove(temporary)
+        raise
+
+
+def _pooled_array(temporary: str, num_rows: int, hidden_size: int) -> np.ndarray:
+    """A `[num_rows, hidden_size]` float32 array to fill: mapped onto the local .npy file
+    itself (no memory held for large inputs), or in memory for remote file systems."""
+    shape = (num_rows, hidden_size)
+    if "://" in temporary:
+        return np.zeros(shape, np.float32)
+    return np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32, shape=shape)
+
+
+def _finish_pooled_array(array: np.ndarray, temporary: str) -> None:
+    if isinstance(array, np.memmap):
+        array.flush()
+        return
+    with tf.io.gfile.GFile(temporary, "wb") as writer:
+        np.save(writer, array)
+
+
+def write_outputs(
+    results: Iterable[dict],
+    features: Sequence[InputFeatures],
+    layer_indexes: Sequence[int],
+    hidden_size: int,
+) -> None:
+    """Streams the predictions into --output_file and/or --pooled_output_file."""
+    with contextlib.ExitStack() as stack:
+        json_writer = None
+        if FLAGS.output_file:
+            temporary = stack.enter_context(atomic_output(FLAGS.output_file))
+            json_writer = stack.enter_context(tf.io.gfile.GFile(temporary, "w"))
+        pooled = pooled_temporary = None
+        if FLAGS.pooled_output_file:
+            pooled_temporary = stack.enter_context(atomic_output(FLAGS.pooled_output_file))
+            pooled = _pooled_array(pooled_temporary, len(features), hidden_size)
+        seen = 0
+        for result in results:
+            unique_id = int(result["unique_id"])
+            if json_writer is not None:
+                layers = {
+                    index: result[f"layer_output_{i}"] for i, index in enumerate(layer_indexes)
+                }
+                json_writer.write(json_line(unique_id, features[unique_id].tokens, layers) + "\n")
+            if pooled is not None:
+                pooled[unique_id] = result["pooled_vector"]
+            seen += 1
+        if seen != len(features):
+            raise RuntimeError(f"Got {seen} predictions for {len(features)} input lines")
+        if pooled is not None:
+            _finish_pooled_array(pooled, pooled_temporary)
+            del pooled  # Unmap before the rename.
+
+
+# ---------------------------------------------------------------------------------- the run
+
+
+def check_output_flags() -> None:
+    """Fails before any work when no output is asked for, or the asked ones are incomplete."""
+    if bool(FLAGS.pooling) != bool(FLAGS.pooled_output_file):
+        raise ValueError("--pooling and --pooled_output_file must be given together")
+    if not (FLAGS.output_file or FLAGS.pooled_output_file or FLAGS.export_dir):
+        raise ValueError(
+            "Nothing to write: set --output_file (per-token JSON), --pooled_output_file with "
+            "--pooling (sentence vectors) and/or --export_dir (a SavedModel)."
+        )
+    if (FLAGS.output_file or FLAGS.pooled_output_file) and not FLAGS.input_file:
+        raise ValueError("--input_file is required to write --output_file/--pooled_output_file")
+    for name in ("output_file", "pooled_output_file"):
+        path = FLAGS[name].value
+        directory = os.path.dirname(path or "") or "."
+        if path and "://" not in path and not os.path.isdir(directory):
+            raise FileNotFoundError(f"--{name}={path}: directory {directory} does not exist")
+
+
+def export_encoder(
+    model_fn, init_checkpoint: str, export_dir: str, max_seq_length: int, **export_kwargs
+) -> str:
+    """Writes the SavedModel of --export_dir and returns its path; `export_kwargs` go to
+    `export.export_saved_model`.
+
+    A pre-trained checkpoint may hold other heads and lack `global_step` (converted ones
+    do), while a SavedModel export restores every variable of its graph by name; so the
+    encoder's variables are first copied, through the model_fn's own checkpoint restoring,
+    into a checkpoint holding exactly the graph's.
+    """
+    with tempfile.TemporaryDirectory() as staging:
+        with tf.Graph().as_default():
+            inputs = {
+                name: tf1.placeholder(tf.int32, [None, max_seq_length], name=name)
+                for name in export.INPUT_NAMES
+            }
+            model_fn(inputs, None, tf.estimator.ModeKeys.PREDICT, {})
+            tf1.train.get_or_create_global_step()
+            saver = tf1.train.Saver()
+            with tf1.Session() as session:
+                session.run(tf1.global_variables_initializer())
+                staged = saver.save(session, os.path.join(staging, "model.ckpt"))
+        path = export.export_saved_model(
+            model_fn, staged, export_dir, max_seq_length, **export_kwargs
+        )
+    tf1.logging.info("The SavedModel in %s is the encoder of %s", path, init_checkpoint)
+    return path
+
+
+def main(_) -> None:
+    tf1.logging.set_verbosity(tf1.logging.INFO)
+    check_output_flags()
+    tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
+    bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+    layer_indexes = parse_layer_indexes(FLAGS.layers, bert_config.num_hidden_layers)
+    estimator_builder.check_model_flags(bert_config)
+    run_options = estimator_builder.run_options_from_flags()
+
+    if FLAGS.export_dir:
+        export_model_fn = model_fn_builder(
+            bert_config,
+            FLAGS.init_checkpoint,
+            layer_indexes,
+            use_tpu=False,
+            use_one_hot_embeddings=FLAGS.use_one_hot_embeddings,
+        )
+        export_encoder(
+            export_model_fn,
+            FLAGS.init_checkpoint,
+            FLAGS.export_dir,
+            FLAGS.max_seq_length,
+            assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),
+            metadata={"do_lower_case": FLAGS.do_lower_case},
+        )
+    if not (FLAGS.output_file or FLAGS.pooled_output_file):
+        return
+
+    tokenizer = tokenization.create_tokenizer(
+        FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
+    )
+    features = convert_examples_to_features(
+        read_examples(FLAGS.input_file), FLAGS.max_seq_length, tokenizer
+    )
+    model_fn = model_fn_builder(
+        bert_config,
+        FLAGS.init_checkpoint,
+        layer_indexes,
+        use_tpu=FLAGS.use_tpu,
+        use_one_hot_embeddings=FLAGS.use_one_hot_embeddings,
+        pooling=FLAGS.pooling,
+        write_layers=bool(FLAGS.output_file),
+        compute_type=run_options.compute_type,
+    )
+    # Prediction writes no checkpoint; the Estimator's working directory is thrown away.
+    with tempfile.TemporaryDirectory() as model_dir:
+        estimator = estimator_builder.BertEstimator(
+            model_fn,
+            model_dir,
+            train_batch_size=FLAGS.batch_size,
+            predict_batch_size=FLAGS.batch_size,
+        )
+        input_fn = input_fn_builder(features, FLAGS.max_seq_length, FLAGS.use_tpu)
+        results = estimator.predict(input_fn)
+        write_outputs(results, features, layer_indexes, bert_config.hidden_size)
+
+
+if __name__ == "__main__":
+    define_flags()
+    flags.mark_flag_as_required("bert_config_file")
+    flags.mark_flag_as_required("init_checkpoint")
+    app.run(main)
