@@ -1,0 +1,355 @@
+"""Fast predictions from an exported model: load once, then answer in milliseconds.
+
+`Estimator.predict` builds the graph and restores the checkpoint on every call, which makes
+one sentence cost seconds. A `ClassifierPredictor` loads a SavedModel written by
+`run_classifier.py --export_dir` once, with the tokenizer and settings exported beside it
+(`assets.extra/`), and then turns raw texts into labels and probabilities:
+
+  predictor = ClassifierPredictor("/tmp/exported")      # the newest export under it
+  result = predictor.predict(["what a wonderful day", ("text a", "text b")])
+  result.labels, result.probabilities                    # ["happy", ...], [n, num_labels]
+
+From a shell, one text per line (`text_a<TAB>text_b` for pairs) in, one prediction out:
+
+  python predictor.py --export_dir=/tmp/exported < texts.txt
+
+A `SquadPredictor` does the same for a `run_squad.py --export_dir` model: (question,
+passage) pairs in, answers out, with run_squad's windowing and post-processing. That export
+does not ship its vocab, so pass `vocab_file` and `do_lower_case`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+import classifier_data
+import export
+import squad_lib
+import tokenization
+
+# convert_single_example logs the examples whose index is below a small number; the texts a
+# predictor sees are a user's queries, not a dataset to inspect, so they get indices above it.
+_UNLOGGED_INDEX = 1 << 30
+
+TextOrPair = str | tuple[str, str]
+
+
+class Predictor:
+    """One exported SavedModel and its tokenizer, loaded once.
+
+    `export_dir` is an export (`.../<timestamp>`) or the `--export_dir` holding them, in
+    which case the newest is used. The tokenizer and its casing come from the export's
+    `assets.extra/` when it ships them; `vocab_file` / `spm_model_file` and `do_lower_case`
+    give (or override) them for an export that does not.
+    """
+
+    def __init__(
+        self,
+        export_dir: str,
+        signature: str = "serving_default",
+        vocab_file: str | None = None,
+        spm_model_file: str | None = None,
+        do_lower_case: bool | None = None,
+    ):
+        if not tf.executing_eagerly():
+            raise RuntimeError("Predictor needs eager execution (TensorFlow 2's default)")
+        self.export_path = export.resolve_saved_model_dir(export_dir)
+        has_tokenizer = bool(vocab_file or spm_model_file)
+        self.metadata = _metadata_of_export(self.export_path, required=not has_tokenizer)
+        if do_lower_case is None:
+            do_lower_case = self.metadata.get("do_lower_case")
+        if do_lower_case is None:
+            raise ValueError(f"{self.export_path} does not record do_lower_case: pass it")
+        self.do_lower_case = bool(do_lower_case)
+        if has_tokenizer:
+            self.tokenizer = tokenization.create_tokenizer(
+                vocab_file, self.do_lower_case, spm_model_file
+            )
+        else:
+            self.tokenizer = _tokenizer_of_export(self.export_path, self.do_lower_case)
+        # The loaded object owns the variables the signature functions read: keep it alive.
+        self._model = tf.saved_model.load(self.export_path)
+        if signature not in self._model.signatures:
+            raise ValueError(
+                f"{self.export_path} has no signature {signature!r}; it has "
+                f"{sorted(self._model.signatures)}"
+            )
+        self._signature = self._model.signatures[signature]
+        self.max_seq_length = int(
+            self._signature.structured_input_signature[1]["input_ids"].shape[1]
+        )
+
+    def run(self, features: dict[str, np.ndarray], batch_size: int = 32) -> dict[str, np.ndarray]:
+        """Runs the model on int `[num_examples, max_seq_length]` `input_ids`, `input_mask`
+        and `segment_ids`, `batch_size` examples at a time; returns every output of the
+        signature, concatenated over the batches (`[num_examples, ...]`)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        num_examples = len(features["input_ids"])
+        batches = []
+        for start in range(0, num_examples, batch_size):
+            inputs = {
+                name: tf.constant(values[start : start + batch_size], tf.int32)
+                for name, values in features.items()
+            }
+            batches.append({key: value.numpy() for key, value in self._signature(**inputs).items()})
+        if not batches:
+            return {}
+        return {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
+
+
+@dataclasses.dataclass
+class ClassifierPredictions:
+    """What `ClassifierPredictor.predict` returns for n texts.
+
+    Attributes:
+      labels: per text, the label name (classification), the predicted value (regression)
+        or the list of labels at or above the threshold (multi-label).
+      probabilities: `[n, num_labels]` (`[n, 1]` holding the value for regression).
+    """
+
+    labels: list
+    probabilities: np.ndarray
+
+
+class ClassifierPredictor(Predictor):
+    """A SavedModel of `run_classifier.py` (`--export_dir`), ready for raw texts."""
+
+    def __init__(self, export_dir: str):
+        super().__init__(export_dir)
+        if "labels" not in self.metadata:
+            raise ValueError(
+                f"{self.export_path}: its {export.METADATA_FILE} has no label list; is it a "
+                "run_classifier.py export?"
+            )
+        self.label_list = list(self.metadata["labels"])
+        self.task_kind = self.metadata.get("task_kind", classifier_data.CLASSIFICATION)
+        self.threshold = float(self.metadata.get("multi_label_threshold", 0.5))
+
+    def featurize(self, texts: Sequence[TextOrPair]) -> dict[str, np.ndarray]:
+        """int32 `[len(texts), max_seq_length]` model inputs, made exactly as run_classifier
+        makes them for training (same tokenizer, truncation and padding)."""
+        rows = []
+        for index, text in enumerate(_checked_texts(texts)):
+            text_a, text_b = (text, None) if isinstance(text, str) else text
+            example = classifier_data.InputExample(
+                guid=f"input-{index}", text_a=text_a, text_b=text_b
+            )
+            rows.append(
+                classifier_data.convert_single_example(
+                    _UNLOGGED_INDEX,
+                    example,
+                    self.label_list,
+                    self.max_seq_length,
+                    self.tokenizer,
+                    self.task_kind,
+                )
+            )
+        shape = (len(rows), self.max_seq_length)
+        return {
+            name: np.array([getattr(row, name) for row in rows], np.int32).reshape(shape)
+            for name in export.INPUT_NAMES
+        }
+
+    def predict(self, texts: Sequence[TextOrPair], batch_size: int = 32) -> ClassifierPredictions:
+        """Labels and `[len(texts), num_labels]` probabilities of texts or (text_a, text_b)
+        pairs."""
+        probabilities = self.run(self.featurize(texts), batch_size).get("probabilities")
+        if probabilities is None:
+            probabilities = np.zeros([0, max(len(self.label_list), 1)], np.float32)
+        return ClassifierPredictions(self._labels_of(probabilities), probabilities)
+
+    def _labels_of(self, probabilities: np.ndarray) -> list:
+        if self.task_kind == classifier_data.REGRESSION:
+            return [float(row[0]) for row in probabilities]
+        if self.task_kind == classifier_data.MULTI_LABEL:
+            return [
+                [
+                    label
+                    for label, p in zip(self.label_list, row, strict=True)
+                    if p >= self.threshold
+                ]
+                for row in probabilities
+            ]
+        return [self.label_list[index] for index in np.argmax(probabilities, axis=-1)]
+
+    def describe(self, label, probabilities: np.ndarray) -> str:
+        """One prediction as a line: `label<TAB>probability` (classification), the value
+        (regression), or `label<TAB>probability` pairs of the labels found (multi-label)."""
+        if self.task_kind == classifier_data.REGRESSION:
+            return f"{label:.6g}"
+        if self.task_kind == classifier_data.MULTI_LABEL:
+            by_label = dict(zip(self.label_list, probabilities, strict=True))
+            return "\t".join(f"{name}\t{by_label[name]:.6f}" for name in label)
+        return f"{label}\t{probabilities[self.label_list.index(label)]:.6f}"
+
+
+@dataclasses.dataclass
+class SquadAnswer:
+    """The answer to one question: its text ("" when SQuAD 2.0's null answer wins), the
+    n-best list as run_squad.py writes it in nbest_predictions.json, and (SQuAD 2.0) null
+    score - best non-null score."""
+
+    text: str
+    nbest: list[dict]
+    null_score_diff: float | None
+
+
+class SquadPredictor(Predictor):
+    """A SavedModel of `run_squad.py` (`--export_dir`, outputs `start_logits` and
+    `end_logits`) answering questions over passages with run_squad's own windowing and
+    post-processing; the settings default to run_squad.py's flags and must match the ones
+    it was trained and evaluated with."""
+
+    def __init__(
+        self,
+        export_dir: str,
+        vocab_file: str | None = None,
+        spm_model_file: str | None = None,
+        do_lower_case: bool | None = None,
+        doc_stride: int = 128,
+        max_query_length: int = 64,
+        n_best_size: int = 20,
+        max_answer_length: int = 30,
+        version_2_with_negative: bool = False,
+        null_score_diff_threshold: float = 0.0,
+    ):
+        super().__init__(
+            export_dir,
+            vocab_file=vocab_file,
+            spm_model_file=spm_model_file,
+            do_lower_case=do_lower_case,
+        )
+        self.doc_stride = doc_stride
+        self.max_query_length = max_query_length
+        self.n_best_size = n_best_size
+        self.max_answer_length = max_answer_length
+        self.version_2_with_negative = version_2_with_negative
+        self.null_score_diff_threshold = null_score_diff_threshold
+
+    def answer(
+        self, questions_and_passages: Sequence[tuple[str, str]], batch_size: int = 32
+    ) -> list[SquadAnswer]:
+        """One answer per `(question, passage)`; a long passage is read in overlapping
+        windows, as run_squad.py reads it."""
+        examples = [
+            squad_lib.SquadExample(
+                qas_id=str(index),
+                question_text=question,
+                doc_tokens=squad_lib.split_context(passage)[0],
+            )
+            for index, (question, passage) in enumerate(questions_and_passages)
+        ]
+        features = list(
+            squad_lib.iter_features(
+                examples,
+                self.tokenizer,
+                self.max_seq_length,
+                self.doc_stride,
+                self.max_query_length,
+                is_training=False,
+            )
+        )
+        inputs = {
+            name: np.array([getattr(f, name) for f in features], np.int32).reshape(
+                len(features), self.max_seq_length
+            )
+            for name in export.INPUT_NAMES
+        }
+        logits = self.run(inputs, batch_size)
+        results = [
+            squad_lib.RawResult(f.unique_id, logits["start_logits"][i], logits["end_logits"][i])
+            for i, f in enumerate(features)
+        ]
+        answers, nbest, null_diffs = squad_lib.compute_predictions(
+            examples,
+            features,
+            results,
+            n_best_size=self.n_best_size,
+            max_answer_length=self.max_answer_length,
+            do_lower_case=self.do_lower_case,
+            version_2_with_negative=self.version_2_with_negative,
+            null_score_diff_threshold=self.null_score_diff_threshold,
+        )
+        return [
+            SquadAnswer(answers[e.qas_id], nbest[e.qas_id], null_diffs.get(e.qas_id))
+            for e in examples
+        ]
+
+
+def _checked_texts(texts: Sequence[TextOrPair]) -> Sequence[TextOrPair]:
+    if isinstance(texts, str):
+        raise TypeError("predict takes a list of texts (or of (text_a, text_b) pairs), not a str")
+    for index, text in enumerate(texts):
+        is_pair = isinstance(text, tuple | list) and len(text) == 2
+        if not (isinstance(text, str) or (is_pair and all(isinstance(t, str) for t in text))):
+            raise TypeError(
+                f"texts[{index}] is {text!r}: expected a str or a (text_a, text_b) pair of str"
+            )
+    return texts
+
+
+def _metadata_of_export(export_path: str, required: bool) -> dict:
+    path = os.path.join(export_path, export.EXTRA_ASSETS_DIR, export.METADATA_FILE)
+    if required or tf.io.gfile.exists(path):
+        return export.read_export_metadata(export_path)
+    return {}
+
+
+def _tokenizer_of_export(export_path: str, do_lower_case: bool) -> tokenization.Tokenizer:
+    """The tokenizer shipped in the export's `assets.extra/`."""
+    extra = os.path.join(export_path, export.EXTRA_ASSETS_DIR)
+    spm_model = os.path.join(extra, export.SPM_MODEL_ASSET)
+    vocab = os.path.join(extra, export.VOCAB_ASSET)
+    if tf.io.gfile.exists(spm_model):
+        return tokenization.create_tokenizer(None, do_lower_case, spm_model)
+    if tf.io.gfile.exists(vocab):
+        return tokenization.create_tokenizer(vocab, do_lower_case)
+    raise FileNotFoundError(
+        f"{extra} holds neither {export.VOCAB_ASSET} nor {export.SPM_MODEL_ASSET}: pass the "
+        "export's vocab_file (or spm_model_file)"
+    )
+
+
+def parse_line(line: str) -> TextOrPair:
+    """A line of input: `text_a`, or `text_a<TAB>text_b` for a pair."""
+    text_a, tab, text_b = line.rstrip("\r\n").partition("\t")
+    return (text_a, text_b) if tab else text_a
+
+
+def classify_lines(predictor: ClassifierPredictor, lines: Iterable[str], out=None) -> int:
+    """Classifies each non-blank line as it arrives (so it works at a terminal) and prints
+    one prediction per line; returns how many were printed."""
+    out = out or sys.stdout
+    count = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        result = predictor.predict([parse_line(line)], batch_size=1)
+        print(predictor.describe(result.labels[0], result.probabilities[0]), file=out, flush=True)
+        count += 1
+    return count
+
+
+def main(argv: list[str]) -> None:
+    from absl import flags
+
+    del argv
+    predictor = ClassifierPredictor(flags.FLAGS.export_dir)
+    classify_lines(predictor, sys.stdin)
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    flags.DEFINE_string(
+        "export_dir", None, "A run_classifier.py export, or the --export_dir holding them."
+    )
+    flags.mark_flag_as_required("export_dir")
+    app.run(main)

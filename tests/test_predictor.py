@@ -1,0 +1,273 @@
+"""predictor.py and export.freeze_saved_model: a tiny classifier is trained and exported
+once by run_classifier.py; its Estimator.predict output (test_results.tsv) is the reference
+every faster path must reproduce."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import export
+import predictor
+from helpers import (
+    REPO_ROOT,
+    run_script,
+    write_bert_config,
+    write_keyword_task,
+    write_tiny_model,
+    write_vocab_for_texts,
+)
+
+MAX_SEQ_LENGTH = 16
+NUM_TEST = 11
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Trains the keyword task for a few steps, predicts its test set with the Estimator
+    and exports a SavedModel; returns the paths and flags involved."""
+    root = tmp_path_factory.mktemp("predictor")
+    model_flags = write_tiny_model(root)
+    data = root / "data"
+    write_keyword_task(data, {"train": 64, "test": NUM_TEST})
+    flags = dict(
+        model_flags,
+        data_dir=str(data),
+        output_dir=str(root / "out"),
+        max_seq_length=MAX_SEQ_LENGTH,
+        train_batch_size=16,
+        predict_batch_size=8,
+        learning_rate=5e-4,
+        task_name="generic",
+        labels="happy,sad",
+        export_dir=str(root / "exported"),
+    )
+    run_script("run_classifier.py", dict(flags, do_train=True, do_predict=True, num_train_epochs=1))
+    with (data / "test.csv").open(newline="") as f:
+        texts = [row["text"] for row in csv.DictReader(f)]
+    return {
+        "root": root,
+        "flags": flags,
+        "texts": texts,
+        "exported": root / "exported",
+        "records": root / "out" / "predict.tf_record",
+        "expected": np.loadtxt(root / "out" / "test_results.tsv", delimiter="\t", ndmin=2),
+    }
+
+
+@pytest.fixture(scope="module")
+def classifier(trained):
+    return predictor.ClassifierPredictor(str(trained["exported"]))
+
+
+@pytest.mark.slow
+def test_predictions_on_raw_texts_equal_the_estimators(trained, classifier):
+    expected = trained["expected"]
+    assert expected.shape == (NUM_TEST, 2)
+    result = classifier.predict(trained["texts"])
+    assert result.probabilities.shape == (NUM_TEST, 2)
+    assert np.abs(result.probabilities - expected).max() <= 1e-5
+    assert result.labels == [["happy", "sad"][i] for i in expected.argmax(axis=1)]
+    # Batching changes nothing, including a last partial batch.
+    in_fours = classifier.predict(trained["texts"], batch_size=4)
+    assert np.abs(in_fours.probabilities - expected).max() <= 1e-5
+
+
+@pytest.mark.slow
+def test_the_export_carries_its_tokenizer_and_settings(trained, classifier):
+    assert classifier.label_list == ["happy", "sad"]
+    assert classifier.max_seq_length == MAX_SEQ_LENGTH
+    # A pair is [CLS] a [SEP] b [SEP] with segment 1 on b, as BERT was trained; the ids are
+    # looked up by hand in the vocab the export ships.
+    vocab_file = os.path.join(classifier.export_path, "assets.extra", "vocab.txt")
+    with open(vocab_file, encoding="utf-8") as f:
+        vocab = {token: index for index, token in enumerate(f.read().splitlines())}
+    features = classifier.featurize([("Wonderful river", "terrible")])
+    tokens = ["[CLS]", "wonderful", "river", "[SEP]", "terrible", "[SEP]"]
+    padding = [0] * (MAX_SEQ_LENGTH - len(tokens))
+    assert features["input_ids"].tolist() == [[vocab[t] for t in tokens] + padding]
+    assert features["input_mask"].tolist() == [[1] * 6 + padding]
+    assert features["segment_ids"].tolist() == [[0, 0, 0, 0, 1, 1] + padding]
+    assert features["input_ids"].dtype == np.int32
+
+
+@pytest.mark.slow
+def test_bad_inputs_are_refused_with_a_clear_error(tmp_path, classifier):
+    with pytest.raises(TypeError, match="not a str"):
+        classifier.predict("a single string")
+    with pytest.raises(TypeError, match=r"texts\[1\]"):
+        classifier.predict(["fine", ("a", "b", "c")])
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        predictor.ClassifierPredictor(str(tmp_path))
+
+
+FROZEN_CHECK = """
+import sys
+import numpy as np
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+pb_file, record_file, expected_file = sys.argv[1:]
+graph_def = tf1.GraphDef()
+with open(pb_file, "rb") as f:
+    graph_def.ParseFromString(f.read())
+ops = {node.op for node in graph_def.node}
+assert not ops & {"VarHandleOp", "VariableV2", "ReadVariableOp", "ParseExampleV2"}, ops
+placeholders = sorted(node.name for node in graph_def.node if node.op == "Placeholder")
+assert placeholders == ["input_ids", "input_mask", "segment_ids"], placeholders
+records = [r.numpy() for r in tf.data.TFRecordDataset(record_file)]
+parsed = [tf.train.Example.FromString(r).features.feature for r in records]
+feed = {
+    name + ":0": np.array([list(f[name].int64_list.value) for f in parsed], np.int32)
+    for name in ("input_ids", "input_mask", "segment_ids")
+}
+graph = tf.Graph()
+with graph.as_default():
+    tf1.import_graph_def(graph_def, name="")
+with tf1.Session(graph=graph) as session:
+    probabilities = session.run("probabilities:0", feed)
+expected = np.loadtxt(expected_file, delimiter="\\t", ndmin=2)
+difference = np.abs(probabilities[: len(expected)] - expected).max()
+print("max difference", difference)
+assert difference <= 1e-5
+"""
+
+
+@pytest.mark.slow
+def test_frozen_graph_reproduces_the_estimator_in_a_fresh_process(trained, tmp_path):
+    pb_file = tmp_path / "frozen" / "classifier.pb"
+    shown = run_script(
+        "export.py", {"saved_model_dir": trained["exported"], "output_pb": pb_file}
+    ).stdout
+    for line in [
+        "input\tinput_ids\tinput_ids:0",
+        "input\tinput_mask\tinput_mask:0",
+        "input\tsegment_ids\tsegment_ids:0",
+        "output\tlogits\tlogits:0",
+        "output\tprobabilities\tprobabilities:0",
+    ]:
+        assert line in shown.splitlines(), shown[-3000:]
+    # Only TensorFlow in the process that loads it: the .pb stands on its own.
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FROZEN_CHECK,
+            str(pb_file),
+            str(trained["records"]),
+            str(trained["root"] / "out" / "test_results.tsv"),
+        ],
+        cwd=tmp_path,
+        check=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+
+
+def test_freezing_a_directory_without_a_saved_model_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        export.freeze_saved_model(str(tmp_path), str(tmp_path / "out.pb"))
+
+
+@pytest.mark.slow
+def test_interactive_classifies_each_line_of_stdin(trained):
+    command = [sys.executable, str(REPO_ROOT / "run_classifier.py"), "--interactive"]
+    command += [f"--{name}={value}" for name, value in trained["flags"].items()]
+    texts = trained["texts"][:2]
+    result = subprocess.run(
+        command,
+        input="".join(text + "\n" for text in texts),
+        cwd=REPO_ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO_ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2, result.stdout
+    for line, expected in zip(lines, trained["expected"][:2], strict=True):
+        label, probability = line.split("\t")
+        assert label == ["happy", "sad"][expected.argmax()]
+        assert abs(float(probability) - expected.max()) <= 1e-5
+
+
+PASSAGES = [
+    (
+        "The Thames flows through London and reaches the North Sea after 346 kilometres of "
+        "meadows, towns and tidal marshes east of the city.",
+        [("Which city does the Thames flow through?", "London"), ("Where does it end?", "Sea")],
+    ),
+    (
+        "Honey bees live in colonies ruled by a single queen, who can lay 2000 eggs a day.",
+        [("Who rules a colony of honey bees?", "a single queen")],
+    ),
+]
+SQUAD_SETTINGS = {"max_seq_length": 32, "doc_stride": 8, "max_query_length": 12}
+
+
+@pytest.mark.slow
+def test_squad_predictor_gives_run_squads_answers(tmp_path):
+    """The passages need several windows of 32 tokens, so windowing and the merging of
+    windows in post-processing are exercised."""
+    paragraphs = [
+        {
+            "context": passage,
+            "qas": [
+                {
+                    "id": f"{i}-{j}",
+                    "question": question,
+                    "answers": [{"text": answer, "answer_start": passage.index(answer)}],
+                }
+                for j, (question, answer) in enumerate(questions)
+            ],
+        }
+        for i, (passage, questions) in enumerate(PASSAGES)
+    ]
+    data_file = tmp_path / "squad.json"
+    data_file.write_text(json.dumps({"version": "1.1", "data": [{"paragraphs": paragraphs}]}))
+    texts = [passage for passage, _ in PASSAGES] + [q for _, qs in PASSAGES for q, _ in qs]
+    vocab = write_vocab_for_texts(tmp_path / "vocab.txt", texts)
+    write_bert_config(tmp_path / "bert_config.json", len(vocab), max_position_embeddings=32)
+    out = tmp_path / "out"
+    # One training step: an export needs a checkpoint, and the answers need not be right,
+    # only the same as run_squad.py's.
+    run_script(
+        "run_squad.py",
+        dict(
+            SQUAD_SETTINGS,
+            vocab_file=tmp_path / "vocab.txt",
+            bert_config_file=tmp_path / "bert_config.json",
+            output_dir=out,
+            train_file=data_file,
+            predict_file=data_file,
+            do_train=True,
+            do_predict=True,
+            train_batch_size=3,
+            num_train_epochs=1,
+            random_seed=3,
+            export_dir=out / "exported",
+        ),
+    )
+    expected_answers = json.loads((out / "predictions.json").read_text())
+    expected_nbest = json.loads((out / "nbest_predictions.json").read_text())
+
+    squad = predictor.SquadPredictor(
+        str(out / "exported"),
+        vocab_file=str(tmp_path / "vocab.txt"),
+        do_lower_case=True,
+        doc_stride=SQUAD_SETTINGS["doc_stride"],
+        max_query_length=SQUAD_SETTINGS["max_query_length"],
+    )
+    pairs = [(q, passage) for passage, questions in PASSAGES for q, _ in questions]
+    answers = squad.answer(pairs, batch_size=3)
+    ids = [f"{i}-{j}" for i, (_, questions) in enumerate(PASSAGES) for j in range(len(questions))]
+    assert [a.text for a in answers] == [expected_answers[qid] for qid in ids]
+    for answer, qid in zip(answers, ids, strict=True):
+        assert [e["text"] for e in answer.nbest] == [e["text"] for e in expected_nbest[qid]]
+        for got, want in zip(answer.nbest, expected_nbest[qid], strict=True):
+            assert abs(got["start_logit"] - want["start_logit"]) <= 1e-5
+            assert abs(got["end_logit"] - want["end_logit"]) <= 1e-5
