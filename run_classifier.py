@@ -137,18 +137,14 @@ def create_model(
     task_kind: str = CLASSIFICATION,
     compute_type: tf.DType = tf.float32,
 ):
-    """BERT with one dense layer (`output_weights`, `output_bias`) on the pooled output.
+    """BERT with `classifier_head` on its pooled output.
 
     Args:
       input_ids, input_mask, segment_ids: int32 `[batch_size, seq_length]`.
-      labels: `[batch_size]` int class ids, `[batch_size]` floats for regression, or
-        `[batch_size, num_labels]` multi-hot ints for multi-label.
-      num_labels: number of outputs (1 for regression).
+      labels, num_labels, task_kind: as `classifier_head` takes them.
 
     Returns:
-      `(loss, per_example_loss [batch_size], logits [batch_size, num_labels],
-      probabilities [batch_size, num_labels])`; for regression "probabilities" holds the
-      predicted value.
+      What `classifier_head` returns.
     """
     model = modeling.BertModel(
         config=bert_config,
@@ -160,7 +156,34 @@ def create_model(
         compute_type=compute_type,
     )
     pooled = tf.cast(model.get_pooled_output(), tf.float32)
-    hidden_size = pooled.shape[-1]
+    # The original hard-codes 0.1 here, which is every released config's
+    # hidden_dropout_prob; taking it from the config lets a config switch it off.
+    return classifier_head(
+        pooled, labels, num_labels, is_training, bert_config.hidden_dropout_prob, task_kind
+    )
+
+
+def classifier_head(
+    pooled_output: tf.Tensor,
+    labels: tf.Tensor,
+    num_labels: int,
+    is_training: bool,
+    dropout_prob: float,
+    task_kind: str = CLASSIFICATION,
+):
+    """One dense layer (`output_weights`, `output_bias`) and the task's loss.
+
+    Args:
+      pooled_output: float32 `[batch_size, hidden_size]`.
+      labels: `[batch_size]` int class ids, `[batch_size]` floats for regression, or
+        `[batch_size, num_labels]` multi-hot ints for multi-label.
+
+    Returns:
+      `(loss, per_example_loss [batch_size], logits [batch_size, num_labels],
+      probabilities [batch_size, num_labels])`; for regression "probabilities" holds the
+      predicted value.
+    """
+    hidden_size = pooled_output.shape[-1]
     output_weights = tf1.get_variable(
         "output_weights",
         [num_labels, hidden_size],
@@ -169,10 +192,10 @@ def create_model(
     output_bias = tf1.get_variable("output_bias", [num_labels], initializer=tf1.zeros_initializer())
     with tf1.variable_scope("loss"):
         if is_training:
-            # The original hard-codes 0.1 here, which is every released config's
-            # hidden_dropout_prob; taking it from the config lets a config switch it off.
-            pooled = modeling.dropout(pooled, bert_config.hidden_dropout_prob)
-        logits = tf.nn.bias_add(tf.matmul(pooled, output_weights, transpose_b=True), output_bias)
+            pooled_output = modeling.dropout(pooled_output, dropout_prob)
+        logits = tf.nn.bias_add(
+            tf.matmul(pooled_output, output_weights, transpose_b=True), output_bias
+        )
         if task_kind == REGRESSION:
             probabilities = logits
             per_example_loss = tf.square(logits[:, 0] - tf.cast(labels, tf.float32))
@@ -227,15 +250,10 @@ def model_fn_builder(
 
     def model_fn(features, labels, mode, params):
         del labels, params
-        is_training = mode == tf.estimator.ModeKeys.TRAIN
-        # A served model gets no labels: stand-ins keep the graph the same.
-        label_ids = features.get("label_ids")
-        if label_ids is None:
-            label_ids = placeholder_labels(features["input_ids"], num_labels, task_kind)
-        is_real_example = tf.cast(features.get("is_real_example", 1), tf.float32)
-        total_loss, per_example_loss, logits, probabilities = create_model(
+        label_ids, is_real_example = labels_of(features, num_labels, task_kind)
+        head_outputs = create_model(
             bert_config,
-            is_training,
+            mode == tf.estimator.ModeKeys.TRAIN,
             features["input_ids"],
             features["input_mask"],
             features["segment_ids"],
@@ -246,35 +264,60 @@ def model_fn_builder(
             run_options.compute_type,
         )
         scaffold_fn = estimator_builder.restore_from_checkpoint(init_checkpoint, use_tpu)
-        Spec = tf1.estimator.tpu.TPUEstimatorSpec
-        if mode == tf.estimator.ModeKeys.TRAIN:
-            train_op = optimization.create_optimizer(
-                total_loss,
+
+        def train_op_fn(loss):
+            return optimization.create_optimizer(
+                loss,
                 learning_rate,
                 num_train_steps,
                 num_warmup_steps,
                 use_tpu,
                 **run_options.optimizer_kwargs(),
             )
-            return Spec(mode=mode, loss=total_loss, train_op=train_op, scaffold_fn=scaffold_fn)
-        if mode == tf.estimator.ModeKeys.EVAL:
-            metric_fn = classification_metrics if task_kind == CLASSIFICATION else loss_only_metrics
-            metric_inputs = [per_example_loss, label_ids, logits, is_real_example]
-            return Spec(
-                mode=mode,
-                loss=total_loss,
-                eval_metrics=(metric_fn, metric_inputs),
-                scaffold_fn=scaffold_fn,
-            )
-        outputs = {"probabilities": probabilities, "logits": logits}
-        return Spec(
-            mode=mode,
-            predictions=dict(outputs, label_ids=label_ids),
-            export_outputs={"serving_default": tf.estimator.export.PredictOutput(outputs)},
-            scaffold_fn=scaffold_fn,
+
+        return classifier_spec(
+            mode, head_outputs, label_ids, is_real_example, task_kind, train_op_fn, scaffold_fn
         )
 
     return model_fn
+
+
+def labels_of(features: dict, num_labels: int, task_kind: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """`(label_ids, is_real_example as float)` of a batch; a served model gets neither, and
+    stand-ins keep the graph the same."""
+    label_ids = features.get("label_ids")
+    if label_ids is None:
+        label_ids = placeholder_labels(features["input_ids"], num_labels, task_kind)
+    return label_ids, tf.cast(features.get("is_real_example", 1), tf.float32)
+
+
+def classifier_spec(
+    mode, head_outputs, label_ids, is_real_example, task_kind, train_op_fn, scaffold_fn=None
+):
+    """The TPUEstimatorSpec of each mode from `classifier_head`'s outputs: the train op,
+    the eval metrics, or the predictions (and the serving signature's outputs)."""
+    total_loss, per_example_loss, logits, probabilities = head_outputs
+    Spec = tf1.estimator.tpu.TPUEstimatorSpec
+    if mode == tf.estimator.ModeKeys.TRAIN:
+        return Spec(
+            mode=mode, loss=total_loss, train_op=train_op_fn(total_loss), scaffold_fn=scaffold_fn
+        )
+    if mode == tf.estimator.ModeKeys.EVAL:
+        metric_fn = classification_metrics if task_kind == CLASSIFICATION else loss_only_metrics
+        metric_inputs = [per_example_loss, label_ids, logits, is_real_example]
+        return Spec(
+            mode=mode,
+            loss=total_loss,
+            eval_metrics=(metric_fn, metric_inputs),
+            scaffold_fn=scaffold_fn,
+        )
+    outputs = {"probabilities": probabilities, "logits": logits}
+    return Spec(
+        mode=mode,
+        predictions=dict(outputs, label_ids=label_ids),
+        export_outputs={"serving_default": tf.estimator.export.PredictOutput(outputs)},
+        scaffold_fn=scaffold_fn,
+    )
 
 
 def placeholder_labels(input_ids: tf.Tensor, num_labels: int, task_kind: str) -> tf.Tensor:
@@ -540,13 +583,39 @@ def main(_) -> None:
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
     estimator_builder.check_model_flags(bert_config)
-    tf.io.gfile.makedirs(FLAGS.output_dir)
-
-    processor = make_processor()
-    task_kind = processor.task_kind
     tokenizer = tokenization.create_tokenizer(
         FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
     )
+    run_options = estimator_builder.run_options_from_flags()
+
+    def make_model_fn(num_labels, task_kind, num_train_steps, num_warmup_steps):
+        return model_fn_builder(
+            bert_config=bert_config,
+            num_labels=num_labels,
+            init_checkpoint=FLAGS.init_checkpoint,
+            learning_rate=FLAGS.learning_rate,
+            num_train_steps=num_train_steps,
+            num_warmup_steps=num_warmup_steps,
+            use_tpu=FLAGS.use_tpu,
+            use_one_hot_embeddings=FLAGS.use_tpu,
+            task_kind=task_kind,
+            run_options=run_options,
+        )
+
+    run_task(tokenizer, make_model_fn)
+    if FLAGS.interactive:
+        classify_stdin(FLAGS.export_dir)
+
+
+def run_task(tokenizer: tokenization.Tokenizer, make_model_fn) -> None:
+    """Reads the task's data, then trains, evaluates, exports and predicts as the flags say.
+
+    `make_model_fn(num_labels, task_kind, num_train_steps, num_warmup_steps)` returns the
+    TPUEstimator-style model_fn; run_classifier_with_tfhub.py passes its own.
+    """
+    tf.io.gfile.makedirs(FLAGS.output_dir)
+    processor = make_processor()
+    task_kind = processor.task_kind
     # Read and check every split the run needs before any training starts.
     train_examples = processor.get_train_examples(FLAGS.data_dir) if FLAGS.do_train else []
     label_list = processor.get_labels()
@@ -559,24 +628,17 @@ def main(_) -> None:
         classifier_data.check_labels(examples, label_list, task_kind)
 
     num_train_steps = int(len(train_examples) / FLAGS.train_batch_size * FLAGS.num_train_epochs)
-    num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
     if FLAGS.do_train and num_train_steps < 1:
         raise ValueError(
             f"{len(train_examples)} training examples at --train_batch_size="
             f"{FLAGS.train_batch_size} and --num_train_epochs={FLAGS.num_train_epochs} make "
             "no training step"
         )
-    model_fn = model_fn_builder(
-        bert_config=bert_config,
-        num_labels=num_labels,
-        init_checkpoint=FLAGS.init_checkpoint,
-        learning_rate=FLAGS.learning_rate,
-        num_train_steps=max(num_train_steps, 1),
-        num_warmup_steps=num_warmup_steps,
-        use_tpu=FLAGS.use_tpu,
-        use_one_hot_embeddings=FLAGS.use_tpu,
-        task_kind=task_kind,
-        run_options=estimator_builder.run_options_from_flags(),
+    model_fn = make_model_fn(
+        num_labels,
+        task_kind,
+        max(num_train_steps, 1),
+        int(num_train_steps * FLAGS.warmup_proportion),
     )
     estimator = estimator_builder.BertEstimator(
         model_fn,
@@ -622,23 +684,7 @@ def main(_) -> None:
         )
 
     if FLAGS.export_dir:
-        best = evaluator and tf.train.latest_checkpoint(evaluator.best_dir)
-        checkpoint = best or tf.train.latest_checkpoint(FLAGS.output_dir)
-        if not checkpoint:
-            raise ValueError(f"--export_dir: no trained checkpoint in {FLAGS.output_dir}")
-        export.export_saved_model(
-            model_fn,
-            checkpoint,
-            FLAGS.export_dir,
-            FLAGS.max_seq_length,
-            assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),
-            metadata={
-                "labels": list(label_list),
-                "task_kind": task_kind,
-                "do_lower_case": FLAGS.do_lower_case,
-                "multi_label_threshold": FLAGS.multi_label_threshold,
-            },
-        )
+        export_classifier(model_fn, evaluator, label_list, task_kind)
 
     if FLAGS.do_predict:
         tf1.logging.info("***** Running prediction *****")
@@ -657,8 +703,27 @@ def main(_) -> None:
             predicted_labels(probabilities, label_list, task_kind),
         )
 
-    if FLAGS.interactive:
-        classify_stdin(FLAGS.export_dir)
+
+def export_classifier(model_fn, evaluator, label_list, task_kind: str) -> str:
+    """--export_dir: the best checkpoint kept by --eval_every_steps, else the last, as a
+    SavedModel that carries its vocab, labels and settings (what predictor.py reads)."""
+    best = evaluator and tf.train.latest_checkpoint(evaluator.best_dir)
+    checkpoint = best or tf.train.latest_checkpoint(FLAGS.output_dir)
+    if not checkpoint:
+        raise ValueError(f"--export_dir: no trained checkpoint in {FLAGS.output_dir}")
+    return export.export_saved_model(
+        model_fn,
+        checkpoint,
+        FLAGS.export_dir,
+        FLAGS.max_seq_length,
+        assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),
+        metadata={
+            "labels": list(label_list),
+            "task_kind": task_kind,
+            "do_lower_case": FLAGS.do_lower_case,
+            "multi_label_threshold": FLAGS.multi_label_threshold,
+        },
+    )
 
 
 if __name__ == "__main__":

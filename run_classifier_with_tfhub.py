@@ -15,19 +15,14 @@ replaces.
 
 from __future__ import annotations
 
-import os
-
 import tensorflow as tf
 from absl import app, flags
 
 import classifier_data
 import estimator_builder
-import export
-import modeling
 import optimization
 import run_classifier
 import tfhub
-import tfrecord_io
 import tokenization
 
 tf1 = tf.compat.v1
@@ -58,58 +53,6 @@ def define_flags() -> None:
 # ---------------------------------------------------------------------------- the model
 
 
-def classifier_head(
-    pooled_output: tf.Tensor,
-    labels: tf.Tensor,
-    num_labels: int,
-    is_training: bool,
-    dropout_prob: float,
-    task_kind: str = CLASSIFICATION,
-):
-    """One dense layer (`output_weights`, `output_bias`) and the task's loss.
-
-    Args:
-      pooled_output: float `[batch_size, hidden_size]`.
-      labels: `[batch_size]` int class ids, `[batch_size]` floats for regression, or
-        `[batch_size, num_labels]` multi-hot ints for multi-label.
-
-    Returns:
-      `(loss, per_example_loss [batch_size], logits [batch_size, num_labels],
-      probabilities [batch_size, num_labels])`; for regression "probabilities" holds the
-      predicted value.
-    """
-    hidden_size = pooled_output.shape[-1]
-    output_weights = tf1.get_variable(
-        "output_weights",
-        [num_labels, hidden_size],
-        initializer=tf1.truncated_normal_initializer(stddev=0.02),
-    )
-    output_bias = tf1.get_variable("output_bias", [num_labels], initializer=tf1.zeros_initializer())
-    with tf1.variable_scope("loss"):
-        if is_training:
-            pooled_output = modeling.dropout(pooled_output, dropout_prob)
-        logits = tf.nn.bias_add(
-            tf.matmul(pooled_output, output_weights, transpose_b=True), output_bias
-        )
-        if task_kind == REGRESSION:
-            probabilities = logits
-            per_example_loss = tf.square(logits[:, 0] - tf.cast(labels, tf.float32))
-        elif task_kind == MULTI_LABEL:
-            probabilities = tf.sigmoid(logits)
-            per_example_loss = tf.reduce_mean(
-                tf.nn.sigmoid_cross_entropy_with_logits(
-                    labels=tf.cast(labels, tf.float32), logits=logits
-                ),
-                axis=-1,
-            )
-        else:
-            probabilities = tf.nn.softmax(logits, axis=-1)
-            one_hot = tf.one_hot(labels, depth=num_labels, dtype=tf.float32)
-            per_example_loss = -tf.reduce_sum(one_hot * tf.nn.log_softmax(logits), axis=-1)
-        loss = tf.reduce_mean(per_example_loss)
-    return loss, per_example_loss, logits, probabilities
-
-
 def create_model(
     is_training: bool,
     input_ids: tf.Tensor,
@@ -132,7 +75,7 @@ def create_model(
         bert_hub_module_handle, is_training, input_ids, input_mask, segment_ids
     )
     pooled_output = tf.cast(outputs["pooled_output"], tf.float32)
-    return classifier_head(
+    return run_classifier.classifier_head(
         pooled_output, labels, num_labels, is_training, POOLED_DROPOUT_PROB, task_kind
     )
 
@@ -151,15 +94,9 @@ def model_fn_builder(
 
     def model_fn(features, labels, mode, params):
         del labels, params
-        is_training = mode == tf.estimator.ModeKeys.TRAIN
-        label_ids = features.get("label_ids")
-        if label_ids is None:
-            label_ids = run_classifier.placeholder_labels(
-                features["input_ids"], num_labels, task_kind
-            )
-        is_real_example = tf.cast(features.get("is_real_example", 1), tf.float32)
-        total_loss, per_example_loss, logits, probabilities = create_model(
-            is_training,
+        label_ids, is_real_example = run_classifier.labels_of(features, num_labels, task_kind)
+        head_outputs = create_model(
+            mode == tf.estimator.ModeKeys.TRAIN,
             features["input_ids"],
             features["input_mask"],
             features["segment_ids"],
@@ -170,30 +107,19 @@ def model_fn_builder(
         )
         # No init_checkpoint: the Hub model brings its own weights. This logs the variables.
         estimator_builder.restore_from_checkpoint(None, use_tpu)
-        Spec = tf1.estimator.tpu.TPUEstimatorSpec
-        if mode == tf.estimator.ModeKeys.TRAIN:
-            train_op = optimization.create_optimizer(
-                total_loss,
+
+        def train_op_fn(loss):
+            return optimization.create_optimizer(
+                loss,
                 learning_rate,
                 num_train_steps,
                 num_warmup_steps,
                 use_tpu,
                 **run_options.optimizer_kwargs(),
             )
-            return Spec(mode=mode, loss=total_loss, train_op=train_op)
-        if mode == tf.estimator.ModeKeys.EVAL:
-            metric_fn = (
-                run_classifier.classification_metrics
-                if task_kind == CLASSIFICATION
-                else run_classifier.loss_only_metrics
-            )
-            metric_inputs = [per_example_loss, label_ids, logits, is_real_example]
-            return Spec(mode=mode, loss=total_loss, eval_metrics=(metric_fn, metric_inputs))
-        outputs = {"probabilities": probabilities, "logits": logits}
-        return Spec(
-            mode=mode,
-            predictions=dict(outputs, label_ids=label_ids),
-            export_outputs={"serving_default": tf.estimator.export.PredictOutput(outputs)},
+
+        return run_classifier.classifier_spec(
+            mode, head_outputs, label_ids, is_real_example, task_kind, train_op_fn
         )
 
     return model_fn
@@ -232,103 +158,20 @@ def main(_) -> None:
     handle = FLAGS.bert_hub_module_handle
     tf1.logging.info("Hub model %s is a %s", handle, tfhub.module_format(handle))
     tokenizer = use_hub_tokenizer_settings(handle)
-    tf.io.gfile.makedirs(FLAGS.output_dir)
 
-    processor = run_classifier.make_processor()
-    task_kind = processor.task_kind
-    # Read and check every split the run needs before any training starts.
-    train_examples = processor.get_train_examples(FLAGS.data_dir) if FLAGS.do_train else []
-    label_list = processor.get_labels()
-    num_labels = 1 if task_kind == REGRESSION else len(label_list)
-    if num_labels < 1:
-        raise ValueError("The task has no labels; give --labels or a labelled training file.")
-    eval_examples = processor.get_dev_examples(FLAGS.data_dir) if FLAGS.do_eval else []
-    predict_examples = processor.get_test_examples(FLAGS.data_dir) if FLAGS.do_predict else []
-    for examples in (train_examples, eval_examples):
-        classifier_data.check_labels(examples, label_list, task_kind)
-
-    num_train_steps = int(len(train_examples) / FLAGS.train_batch_size * FLAGS.num_train_epochs)
-    if FLAGS.do_train and num_train_steps < 1:
-        raise ValueError(
-            f"{len(train_examples)} training examples at --train_batch_size="
-            f"{FLAGS.train_batch_size} and --num_train_epochs={FLAGS.num_train_epochs} make "
-            "no training step"
-        )
-    model_fn = model_fn_builder(
-        num_labels=num_labels,
-        learning_rate=FLAGS.learning_rate,
-        num_train_steps=max(num_train_steps, 1),
-        num_warmup_steps=int(num_train_steps * FLAGS.warmup_proportion),
-        use_tpu=FLAGS.use_tpu,
-        bert_hub_module_handle=handle,
-        task_kind=task_kind,
-        run_options=run_options,
-    )
-    estimator = estimator_builder.BertEstimator(
-        model_fn,
-        FLAGS.output_dir,
-        train_batch_size=FLAGS.train_batch_size,
-        eval_batch_size=FLAGS.eval_batch_size,
-        predict_batch_size=FLAGS.predict_batch_size,
-    )
-    spec = classifier_data.feature_spec(FLAGS.max_seq_length, task_kind, num_labels)
-
-    def input_fn_for(split, examples, is_training):
-        record_file = run_classifier.write_or_reuse_records(
-            split, examples, label_list, tokenizer, task_kind
-        )
-        return tfrecord_io.input_fn_builder(
-            [record_file], spec, is_training=is_training, drop_remainder=True
+    def make_model_fn(num_labels, task_kind, num_train_steps, num_warmup_steps):
+        return model_fn_builder(
+            num_labels=num_labels,
+            learning_rate=FLAGS.learning_rate,
+            num_train_steps=num_train_steps,
+            num_warmup_steps=num_warmup_steps,
+            use_tpu=FLAGS.use_tpu,
+            bert_hub_module_handle=handle,
+            task_kind=task_kind,
+            run_options=run_options,
         )
 
-    evaluator = None
-    if FLAGS.do_eval:
-        eval_input_fn = input_fn_for(
-            "eval", run_classifier.padded(eval_examples, FLAGS.eval_batch_size), False
-        )
-        evaluator = run_classifier.Evaluator(
-            estimator, eval_input_fn, len(eval_examples), processor, label_list
-        )
-
-    result = None
-    if FLAGS.do_train:
-        tf1.logging.info("***** Running training: %d steps *****", num_train_steps)
-        train_input_fn = input_fn_for("train", train_examples, is_training=True)
-        if evaluator is not None and FLAGS.eval_every_steps > 0:
-            result = run_classifier.train_with_periodic_eval(
-                estimator, train_input_fn, num_train_steps, evaluator
-            )
-        else:
-            estimator.train(train_input_fn, max_steps=num_train_steps)
-
-    if evaluator is not None:
-        result = result or evaluator.evaluate()
-        estimator_builder.write_eval_results(
-            result, os.path.join(FLAGS.output_dir, "eval_results.txt")
-        )
-
-    if FLAGS.export_dir:
-        best = evaluator and tf.train.latest_checkpoint(evaluator.best_dir)
-        checkpoint = best or tf.train.latest_checkpoint(FLAGS.output_dir)
-        if not checkpoint:
-            raise ValueError(f"--export_dir: no trained checkpoint in {FLAGS.output_dir}")
-        export.export_saved_model(model_fn, checkpoint, FLAGS.export_dir, FLAGS.max_seq_length)
-
-    if FLAGS.do_predict:
-        predict_input_fn = input_fn_for(
-            "predict", run_classifier.padded(predict_examples, FLAGS.predict_batch_size), False
-        )
-        probabilities, _ = run_classifier.gather_predictions(
-            estimator, predict_input_fn, len(predict_examples)
-        )
-        run_classifier.write_test_results(
-            os.path.join(FLAGS.output_dir, "test_results.tsv"), probabilities
-        )
-        run_classifier.write_readable_predictions(
-            os.path.join(FLAGS.output_dir, "test_predictions.tsv"),
-            predict_examples,
-            run_classifier.predicted_labels(probabilities, label_list, task_kind),
-        )
+    run_classifier.run_task(tokenizer, make_model_fn)
 
 
 if __name__ == "__main__":
