@@ -105,6 +105,36 @@ SPM_MODEL_ASSET = "spm.model"
 EXTRA_ASSETS_DIR = "assets.extra"
 
 
+def export_initialized_model(
+    model_fn: estimator_builder.ModelFn,
+    export_dir_base: str,
+    max_seq_length: int,
+    **export_kwargs,
+) -> str:
+    """Exports what `model_fn` initializes itself with (e.g. its --init_checkpoint) rather
+    than a training checkpoint; `export_kwargs` go to `export_saved_model`.
+
+    A pre-trained checkpoint may hold other heads and lack `global_step` (converted ones
+    do), while a SavedModel export restores every variable of its graph by name. So the
+    model's variables are first initialized through the model_fn's own restoring and saved
+    into a checkpoint holding exactly the graph's.
+    """
+    with tempfile.TemporaryDirectory() as staging:
+        with tf.Graph().as_default():
+            inputs = {
+                name: tf1.placeholder(tf.int32, [None, max_seq_length], name=name)
+                for name in INPUT_NAMES
+            }
+            model_fn(inputs, None, tf.estimator.ModeKeys.PREDICT, {})
+            tf1.train.get_or_create_global_step()
+            with tf1.Session() as session:
+                session.run(tf1.global_variables_initializer())
+                staged = tf1.train.Saver().save(session, os.path.join(staging, "model.ckpt"))
+        return export_saved_model(
+            model_fn, staged, export_dir_base, max_seq_length, **export_kwargs
+        )
+
+
 def tokenizer_assets(vocab_file: str | None, spm_model_file: str | None) -> dict[str, str]:
     """The `assets_extra` of `export_saved_model` that ship the tokenizer's file with the
     model: SentencePiece when `spm_model_file` is set (as `tokenization.create_tokenizer`

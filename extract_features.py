@@ -470,36 +470,6 @@ def check_output_flags() -> None:
             raise FileNotFoundError(f"--{name}={path}: directory {directory} does not exist")
 
 
-def export_encoder(
-    model_fn, init_checkpoint: str, export_dir: str, max_seq_length: int, **export_kwargs
-) -> str:
-    """Writes the SavedModel of --export_dir and returns its path; `export_kwargs` go to
-    `export.export_saved_model`.
-
-    A pre-trained checkpoint may hold other heads and lack `global_step` (converted ones
-    do), while a SavedModel export restores every variable of its graph by name; so the
-    encoder's variables are first copied, through the model_fn's own checkpoint restoring,
-    into a checkpoint holding exactly the graph's.
-    """
-    with tempfile.TemporaryDirectory() as staging:
-        with tf.Graph().as_default():
-            inputs = {
-                name: tf1.placeholder(tf.int32, [None, max_seq_length], name=name)
-                for name in export.INPUT_NAMES
-            }
-            model_fn(inputs, None, tf.estimator.ModeKeys.PREDICT, {})
-            tf1.train.get_or_create_global_step()
-            saver = tf1.train.Saver()
-            with tf1.Session() as session:
-                session.run(tf1.global_variables_initializer())
-                staged = saver.save(session, os.path.join(staging, "model.ckpt"))
-        path = export.export_saved_model(
-            model_fn, staged, export_dir, max_seq_length, **export_kwargs
-        )
-    tf1.logging.info("The SavedModel in %s is the encoder of %s", path, init_checkpoint)
-    return path
-
-
 def main(_) -> None:
     tf1.logging.set_verbosity(tf1.logging.INFO)
     check_output_flags()
@@ -517,9 +487,8 @@ def main(_) -> None:
             use_tpu=False,
             use_one_hot_embeddings=FLAGS.use_one_hot_embeddings,
         )
-        export_encoder(
+        export.export_initialized_model(
             export_model_fn,
-            FLAGS.init_checkpoint,
             FLAGS.export_dir,
             FLAGS.max_seq_length,
             assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),

@@ -299,10 +299,14 @@ def encoder_spec(model: modeling.BertModel, init_checkpoint: str | None, use_tpu
 def export_encoder(model_fn) -> str:
     """--export_dir: a SavedModel of the encoder from the last checkpoint in --output_dir,
     or from --init_checkpoint when there is none (say, a checkpoint from Google)."""
-    checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir) or FLAGS.init_checkpoint
-    if not checkpoint:
+    checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
+    if checkpoint:
+        return export.export_saved_model(
+            model_fn, checkpoint, FLAGS.export_dir, FLAGS.max_seq_length
+        )
+    if not FLAGS.init_checkpoint:
         raise ValueError("--export_dir needs a checkpoint in --output_dir or --init_checkpoint")
-    return export.export_saved_model(model_fn, checkpoint, FLAGS.export_dir, FLAGS.max_seq_length)
+    return export.export_initialized_model(model_fn, FLAGS.export_dir, FLAGS.max_seq_length)
 
 
 def pretraining_features(max_seq_length: int, max_predictions_per_seq: int) -> dict:

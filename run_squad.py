@@ -254,7 +254,18 @@ def export_latest_checkpoint(model_fn) -> str:
     checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
     if not checkpoint:
         raise ValueError(f"--export_dir: no trained checkpoint in {FLAGS.output_dir}")
-    return export.export_saved_model(model_fn, checkpoint, FLAGS.export_dir, FLAGS.max_seq_length)
+    return export.export_saved_model(
+        model_fn,
+        checkpoint,
+        FLAGS.export_dir,
+        FLAGS.max_seq_length,
+        assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),
+        metadata={
+            "do_lower_case": FLAGS.do_lower_case,
+            "doc_stride": FLAGS.doc_stride,
+            "max_query_length": FLAGS.max_query_length,
+        },
+    )
 
 
 def check_flags() -> None:
