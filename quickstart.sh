@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quickstart: fine-tune a real pretrained BERT on the sentiment set shipped in data/,
-# report dev accuracy against the majority-class baseline, and classify a few new sentences.
+# report dev accuracy against the majority-class baseline, export a SavedModel and classify
+# a few new sentences with it.
 #
 #   ./quickstart.sh                      # all-MiniLM-L6-v2 (6 layers, hidden 384), ~5 min on 2 cores
 #   BERT_DIR=path/to/uncased_L-12_H-768_A-12 ./quickstart.sh   # a Google checkpoint instead
@@ -34,7 +35,7 @@ python run_classifier.py \
     --init_checkpoint="$model/bert_model.ckpt" --do_lower_case=true \
     --do_train --do_eval --max_seq_length=64 --train_batch_size=16 --learning_rate=5e-5 \
     --num_train_epochs=3 --save_checkpoints_steps=1000 --random_seed=12345 \
-    --output_dir="$output/classifier" 2>&1 \
+    --output_dir="$output/classifier" --export_dir="$output/exported" 2>&1 \
     | grep --line-buffered -E "^INFO:tensorflow:(step [0-9]+:|  Num (examples|steps)|Saving dict|loss = [0-9])" || true
 
 step "3/4 Dev accuracy"
@@ -48,27 +49,12 @@ print(f"dev accuracy {float(results['eval_accuracy']):.3f}   "
       f"(majority-class baseline {majority:.3f}, {len(labels)} examples)")
 EOF
 
-step "4/4 Classifying new sentences"
-mkdir -p "$output/new"
-cat > "$output/new/test.tsv" <<'EOF'
-sentence
+step "4/4 Classifying new sentences with the exported SavedModel (predictor.py)"
+python predictor.py --export_dir="$output/exported" 2>/dev/null <<'EOF'
 The pasta was cold and the waiter ignored us all evening.
 What a delightful little hotel, I would stay here again in a heartbeat.
 The battery died after two days and support never answered.
 Honestly one of the best films I have seen this year.
 EOF
-python run_classifier.py \
-    --task_name=generic --data_dir="$output/new" --test_file=test.tsv --labels=0,1 \
-    --text_a_column=sentence --vocab_file="$model/vocab.txt" \
-    --bert_config_file="$model/bert_config.json" --max_seq_length=64 \
-    --do_predict --output_dir="$output/classifier" > "$output/new/predict.log" 2>&1
-python - "$output/classifier/test_predictions.tsv" "$output/classifier/test_results.tsv" <<'EOF'
-import csv, sys
-names = {"0": "negative", "1": "positive"}
-rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8"), delimiter="\t"))
-probabilities = [line.split("\t") for line in open(sys.argv[2]).read().splitlines()]
-for row, p in zip(rows, probabilities):
-    print(f"{names[row['prediction']]:>8} ({float(max(p)):.2f})  {row['text_a']}")
-EOF
 echo
-echo "Done. Model, checkpoints and results: $output/classifier"
+echo "Done. Checkpoints and results: $output/classifier; SavedModel: $output/exported"
