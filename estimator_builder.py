@@ -21,6 +21,7 @@ import tensorflow as tf
 from absl import flags
 
 import modeling
+import optimization
 import tfrecord_io
 
 tf1 = tf.compat.v1
@@ -181,6 +182,24 @@ class RunOptions:
     optimizer_name: str = "adamw"
     gradient_accumulation_steps: int = 1
     loss_scaling: bool = False
+
+    def create_train_op(
+        self,
+        loss: tf.Tensor,
+        learning_rate: float,
+        num_train_steps: int,
+        num_warmup_steps: int,
+        use_tpu: bool,
+    ) -> tf.Operation:
+        """`optimization.create_optimizer` with these options."""
+        return optimization.create_optimizer(
+            loss,
+            learning_rate,
+            num_train_steps,
+            num_warmup_steps,
+            use_tpu,
+            **self.optimizer_kwargs(),
+        )
 
     def optimizer_kwargs(self) -> dict:
         """Keyword arguments for `optimization.create_optimizer`."""

@@ -25,7 +25,6 @@ import classifier_metrics
 import estimator_builder
 import export
 import modeling
-import optimization
 import predictor
 import tfrecord_io
 import tokenization
@@ -266,13 +265,8 @@ def model_fn_builder(
         scaffold_fn = estimator_builder.restore_from_checkpoint(init_checkpoint, use_tpu)
 
         def train_op_fn(loss):
-            return optimization.create_optimizer(
-                loss,
-                learning_rate,
-                num_train_steps,
-                num_warmup_steps,
-                use_tpu,
-                **run_options.optimizer_kwargs(),
+            return run_options.create_train_op(
+                loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu
             )
 
         return classifier_spec(

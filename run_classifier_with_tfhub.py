@@ -20,7 +20,6 @@ from absl import app, flags
 
 import classifier_data
 import estimator_builder
-import optimization
 import run_classifier
 import tfhub
 import tokenization
@@ -109,13 +108,8 @@ def model_fn_builder(
         estimator_builder.restore_from_checkpoint(None, use_tpu)
 
         def train_op_fn(loss):
-            return optimization.create_optimizer(
-                loss,
-                learning_rate,
-                num_train_steps,
-                num_warmup_steps,
-                use_tpu,
-                **run_options.optimizer_kwargs(),
+            return run_options.create_train_op(
+                loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu
             )
 
         return run_classifier.classifier_spec(

@@ -18,7 +18,6 @@ from absl import app, flags
 import estimator_builder
 import export
 import modeling
-import optimization
 import tfrecord_io
 
 tf1 = tf.compat.v1
@@ -249,13 +248,8 @@ def model_fn_builder(
             if not use_tpu:
                 tf1.summary.scalar("masked_lm_loss", masked_lm_loss)
                 tf1.summary.scalar("next_sentence_loss", next_sentence_loss)
-            train_op = optimization.create_optimizer(
-                total_loss,
-                learning_rate,
-                num_train_steps,
-                num_warmup_steps,
-                use_tpu,
-                **run_options.optimizer_kwargs(),
+            train_op = run_options.create_train_op(
+                total_loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu
             )
             return tf1.estimator.tpu.TPUEstimatorSpec(
                 mode=mode, loss=total_loss, train_op=train_op, scaffold_fn=scaffold_fn

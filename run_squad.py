@@ -20,7 +20,6 @@ from absl import app, flags
 import estimator_builder
 import export
 import modeling
-import optimization
 import squad_evaluate
 import squad_lib
 import tfrecord_io
@@ -164,13 +163,8 @@ def model_fn_builder(
                 span_loss(start_logits, features["start_positions"])
                 + span_loss(end_logits, features["end_positions"])
             ) / 2.0
-            train_op = optimization.create_optimizer(
-                total_loss,
-                learning_rate,
-                num_train_steps,
-                num_warmup_steps,
-                use_tpu,
-                **run_options.optimizer_kwargs(),
+            train_op = run_options.create_train_op(
+                total_loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu
             )
             return Spec(mode=mode, loss=total_loss, train_op=train_op, scaffold_fn=scaffold_fn)
         if mode == tf.estimator.ModeKeys.PREDICT:
