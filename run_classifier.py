@@ -77,6 +77,12 @@ def define_flags() -> None:
     # SavedModel of the best checkpoint when --eval_every_steps kept one, else of the last.
     export.define_export_flag()
     flags.DEFINE_bool(
+        "export_raw_text",
+        False,
+        "With --export_dir: also write a SavedModel that takes raw strings (text_a, text_b) "
+        "and tokenizes them in graph, under <export_dir>_raw_text/ (WordPiece vocabs only).",
+    )
+    flags.DEFINE_bool(
         "interactive",
         False,
         "After everything else (or alone, without --do_*): classify lines read from stdin "
@@ -705,6 +711,19 @@ def export_classifier(model_fn, evaluator, label_list, task_kind: str) -> str:
     checkpoint = best or tf.train.latest_checkpoint(FLAGS.output_dir)
     if not checkpoint:
         raise ValueError(f"--export_dir: no trained checkpoint in {FLAGS.output_dir}")
+    if FLAGS.export_raw_text:
+        import raw_text_export  # needs tensorflow_text, which nothing else here does
+
+        if FLAGS.spm_model_file or not FLAGS.vocab_file:
+            raise ValueError("--export_raw_text tokenizes with a WordPiece --vocab_file only")
+        raw_text_export.export_raw_text_saved_model(
+            model_fn,
+            checkpoint,
+            FLAGS.export_dir.rstrip("/") + "_raw_text",
+            FLAGS.max_seq_length,
+            FLAGS.vocab_file,
+            FLAGS.do_lower_case,
+        )
     return export.export_saved_model(
         model_fn,
         checkpoint,
