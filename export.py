@@ -11,6 +11,7 @@ The outputs are whatever the task's model_fn names in its `export_outputs` (e.g.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -105,19 +106,14 @@ SPM_MODEL_ASSET = "spm.model"
 EXTRA_ASSETS_DIR = "assets.extra"
 
 
-def export_initialized_model(
-    model_fn: estimator_builder.ModelFn,
-    export_dir_base: str,
-    max_seq_length: int,
-    **export_kwargs,
-) -> str:
-    """Exports what `model_fn` initializes itself with (e.g. its --init_checkpoint) rather
-    than a training checkpoint; `export_kwargs` go to `export_saved_model`.
+@contextlib.contextmanager
+def initialized_checkpoint(model_fn: estimator_builder.ModelFn, max_seq_length: int):
+    """Yields a temporary checkpoint of what `model_fn` initializes itself with (e.g. its
+    --init_checkpoint), holding exactly the variables of its PREDICT graph.
 
     A pre-trained checkpoint may hold other heads and lack `global_step` (converted ones
-    do), while a SavedModel export restores every variable of its graph by name. So the
-    model's variables are first initialized through the model_fn's own restoring and saved
-    into a checkpoint holding exactly the graph's.
+    do), while a SavedModel export restores every variable of its graph by name; so the
+    variables are initialized through the model_fn's own restoring and saved anew.
     """
     with tempfile.TemporaryDirectory() as staging:
         with tf.Graph().as_default():
@@ -129,9 +125,21 @@ def export_initialized_model(
             tf1.train.get_or_create_global_step()
             with tf1.Session() as session:
                 session.run(tf1.global_variables_initializer())
-                staged = tf1.train.Saver().save(session, os.path.join(staging, "model.ckpt"))
+                checkpoint = tf1.train.Saver().save(session, os.path.join(staging, "model.ckpt"))
+        yield checkpoint
+
+
+def export_initialized_model(
+    model_fn: estimator_builder.ModelFn,
+    export_dir_base: str,
+    max_seq_length: int,
+    **export_kwargs,
+) -> str:
+    """Exports what `model_fn` initializes itself with rather than a training checkpoint
+    (see `initialized_checkpoint`); `export_kwargs` go to `export_saved_model`."""
+    with initialized_checkpoint(model_fn, max_seq_length) as checkpoint:
         return export_saved_model(
-            model_fn, staged, export_dir_base, max_seq_length, **export_kwargs
+            model_fn, checkpoint, export_dir_base, max_seq_length, **export_kwargs
         )
 
 

@@ -578,8 +578,10 @@ def main(_) -> None:
     if FLAGS.interactive and not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
         classify_stdin(FLAGS.export_dir)
         return
-    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
-        raise ValueError("At least one of --do_train, --do_eval or --do_predict must be True.")
+    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
+        raise ValueError(
+            "At least one of --do_train, --do_eval, --do_predict or --export_dir must be set."
+        )
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
     estimator_builder.check_model_flags(bert_config)
@@ -705,12 +707,22 @@ def run_task(tokenizer: tokenization.Tokenizer, make_model_fn) -> None:
 
 
 def export_classifier(model_fn, evaluator, label_list, task_kind: str) -> str:
-    """--export_dir: the best checkpoint kept by --eval_every_steps, else the last, as a
-    SavedModel that carries its vocab, labels and settings (what predictor.py reads)."""
+    """--export_dir: the best checkpoint kept by --eval_every_steps, else the last, else
+    --init_checkpoint (say, a model fine-tuned earlier), as a SavedModel that carries its
+    vocab, labels and settings (what predictor.py reads)."""
     best = evaluator and tf.train.latest_checkpoint(evaluator.best_dir)
     checkpoint = best or tf.train.latest_checkpoint(FLAGS.output_dir)
-    if not checkpoint:
-        raise ValueError(f"--export_dir: no trained checkpoint in {FLAGS.output_dir}")
+    if checkpoint:
+        return export_classifier_checkpoint(model_fn, checkpoint, label_list, task_kind)
+    if not FLAGS.init_checkpoint:
+        raise ValueError(
+            f"--export_dir: no checkpoint in {FLAGS.output_dir} and no --init_checkpoint"
+        )
+    with export.initialized_checkpoint(model_fn, FLAGS.max_seq_length) as initialized:
+        return export_classifier_checkpoint(model_fn, initialized, label_list, task_kind)
+
+
+def export_classifier_checkpoint(model_fn, checkpoint, label_list, task_kind: str) -> str:
     if FLAGS.export_raw_text:
         import raw_text_export  # needs tensorflow_text, which nothing else here does
 

@@ -244,10 +244,19 @@ def write_features(examples, tokenizer, is_training: bool, output_file: str, kee
 
 def export_latest_checkpoint(model_fn) -> str:
     """--export_dir: a SavedModel (outputs start_logits and end_logits) of the last
-    checkpoint in --output_dir."""
+    checkpoint in --output_dir, else of --init_checkpoint."""
     checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
-    if not checkpoint:
-        raise ValueError(f"--export_dir: no trained checkpoint in {FLAGS.output_dir}")
+    if checkpoint:
+        return export_checkpoint(model_fn, checkpoint)
+    if not FLAGS.init_checkpoint:
+        raise ValueError(
+            f"--export_dir: no checkpoint in {FLAGS.output_dir} and no --init_checkpoint"
+        )
+    with export.initialized_checkpoint(model_fn, FLAGS.max_seq_length) as initialized:
+        return export_checkpoint(model_fn, initialized)
+
+
+def export_checkpoint(model_fn, checkpoint: str) -> str:
     return export.export_saved_model(
         model_fn,
         checkpoint,
@@ -263,8 +272,8 @@ def export_latest_checkpoint(model_fn) -> str:
 
 
 def check_flags() -> None:
-    if not FLAGS.do_train and not FLAGS.do_predict:
-        raise ValueError("At least one of --do_train or --do_predict must be True.")
+    if not (FLAGS.do_train or FLAGS.do_predict or FLAGS.export_dir):
+        raise ValueError("At least one of --do_train, --do_predict or --export_dir must be set.")
     if FLAGS.do_train and not FLAGS.train_file:
         raise ValueError("--do_train needs --train_file.")
     if FLAGS.do_predict and not FLAGS.predict_file:

@@ -367,3 +367,43 @@ def test_exported_saved_model_gives_the_estimators_predictions(tmp_path, tiny_mo
     assert "signature_def['serving_default']" in shown
     assert "signature_def['examples:serving_default']" in shown
     assert "probabilities" in shown and "logits" in shown
+
+
+@pytest.mark.slow
+def test_export_from_init_checkpoint_alone(tmp_path, tiny_model):
+    """A model fine-tuned earlier exports without training again: --export_dir with
+    --init_checkpoint and no --do_* flag."""
+    data = tmp_path / "data"
+    write_keyword_task(data, {"train": 32, "test": 5})
+    trained = tmp_path / "trained"
+    flags = common_flags(tiny_model, data, trained, task_name="generic", labels="happy,sad")
+    run_script("run_classifier.py", dict(flags, do_train=True, do_predict=True))
+    exported = tmp_path / "exported"
+    run_script(
+        "run_classifier.py",
+        dict(
+            flags,
+            output_dir=tmp_path / "fresh",
+            init_checkpoint=latest_checkpoint(trained),
+            export_dir=exported,
+        ),
+    )
+    (export_path,) = [path for path in exported.iterdir() if path.is_dir()]
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SERVING_CHECK,
+            str(export_path),
+            str(trained / "predict.tf_record"),
+            str(trained / "test_results.tsv"),
+        ],
+        cwd=tmp_path,
+        check=True,
+    )
+
+
+def latest_checkpoint(model_dir: Path) -> str:
+    import tensorflow as tf
+
+    return tf.train.latest_checkpoint(str(model_dir))
