@@ -699,6 +699,15 @@ class _DecoupledWeightDecayOptimizer(tf.compat.v1.train.Optimizer):
         # Since TF 2.x the base class passes the resource variable itself as `handle`.
         return self._apply_dense_update(grad, handle)
 
+    # The base class first merges repeated indices with tf.unique. The dense scatter below
+    # adds repeated rows anyway, and under XLA the unique op's data-dependent shape made
+    # the compiled update recompile on almost every step (bench/README.md), so skip it.
+    def _apply_sparse_duplicate_indices(self, grad, var):
+        return self._apply_sparse(grad, var)
+
+    def _resource_apply_sparse_duplicate_indices(self, grad, handle, indices, **kwargs):
+        return self._resource_apply_sparse(grad, handle, indices)
+
     def _apply_sparse(self, grad: tf.IndexedSlices, var: tf.Variable) -> tf.Operation:
         dense_grad = _scatter_rows(grad.values, grad.indices, tf.shape(var))
         return self._apply_dense_update(dense_grad, var)
