@@ -37,6 +37,7 @@ def common_flags(tiny_model, data_dir, output_dir, **extra):
         eval_batch_size=8,
         predict_batch_size=8,
         learning_rate=5e-4,
+        random_seed=11,
     )
     flags.update(extra)
     return flags
@@ -210,7 +211,7 @@ def test_multi_label_jsonl(tmp_path, tiny_model):
             do_train=True,
             do_eval=True,
             do_predict=True,
-            num_train_epochs=10,
+            num_train_epochs=20,
             learning_rate=1e-3,
         ),
     )

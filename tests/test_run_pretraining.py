@@ -29,6 +29,7 @@ def pretraining_flags(data, output_dir, **extra):
         "max_eval_steps": 10,
         "num_warmup_steps": 0,
         "save_checkpoints_steps": 1000,
+        "random_seed": 5,
     }
     flags.update(extra)
     return flags
