@@ -320,6 +320,17 @@ assert np.abs(by_examples[:real] - expected).max() <= 1e-5
 """
 
 
+def check_export_matches(exported: Path, run_dir: Path, cwd: Path) -> Path:
+    """Loads the one export under `exported` in a fresh process with only TensorFlow (the
+    SavedModel must stand on its own) and checks both signatures against the
+    test_results.tsv that Estimator.predict wrote in `run_dir`; returns the export's path."""
+    (export_path,) = [path for path in exported.iterdir() if path.is_dir()]
+    records, expected = run_dir / "predict.tf_record", run_dir / "test_results.tsv"
+    command = [sys.executable, "-c", SERVING_CHECK, str(export_path), str(records), str(expected)]
+    subprocess.run(command, cwd=cwd, check=True)
+    return export_path
+
+
 @pytest.mark.slow
 def test_exported_saved_model_gives_the_estimators_predictions(tmp_path, tiny_model):
     data = tmp_path / "data"
@@ -339,20 +350,7 @@ def test_exported_saved_model_gives_the_estimators_predictions(tmp_path, tiny_mo
             export_dir=exported,
         ),
     )
-    (export_path,) = [path for path in exported.iterdir() if path.is_dir()]
-    # A fresh process with only TensorFlow: the SavedModel stands on its own.
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            SERVING_CHECK,
-            str(export_path),
-            str(out / "predict.tf_record"),
-            str(out / "test_results.tsv"),
-        ],
-        cwd=tmp_path,
-        check=True,
-    )
+    export_path = check_export_matches(exported, out, tmp_path)
     shown = subprocess.run(
         [
             str(Path(sys.executable).parent / "saved_model_cli"),
@@ -389,19 +387,7 @@ def test_export_from_init_checkpoint_alone(tmp_path, tiny_model):
             export_dir=exported,
         ),
     )
-    (export_path,) = [path for path in exported.iterdir() if path.is_dir()]
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            SERVING_CHECK,
-            str(export_path),
-            str(trained / "predict.tf_record"),
-            str(trained / "test_results.tsv"),
-        ],
-        cwd=tmp_path,
-        check=True,
-    )
+    check_export_matches(exported, trained, tmp_path)
 
 
 def latest_checkpoint(model_dir: Path) -> str:
