@@ -501,11 +501,11 @@ class Evaluator:
                     threshold=FLAGS.multi_label_threshold,
                 )
             )
-            self._write_summaries(result, checkpoint)
+            self._write_summaries(result)
         self._keep_if_best(result, checkpoint)
         return result
 
-    def _write_summaries(self, result: dict, checkpoint: str) -> None:
+    def _write_summaries(self, result: dict) -> None:
         """Puts the task metrics next to the Estimator's own in TensorBoard's eval run."""
         writer = tf1.summary.FileWriterCache.get(os.path.join(FLAGS.output_dir, "eval"))
         summary = tf1.Summary(
