@@ -27,19 +27,17 @@ at all: it is built beside its final place and renamed into it.
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
 import re
 import shutil
 import struct
-import tempfile
-from collections.abc import Iterator
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
+import atomic_files
 import modeling
 
 tf1 = tf.compat.v1
@@ -632,53 +630,6 @@ def find_checkpoint(model_dir: str) -> str:
     return newest
 
 
-def _give_default_permissions(directory: str) -> None:
-    """Sets the modes a plain mkdir / open would have given under the current umask.
-
-    mkdtemp makes the directory private (0700) and safetensors writes its file 0600; the
-    converted model should be as readable as any other file the user creates.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(directory, 0o777 & ~umask)
-    for name in os.listdir(directory):
-        os.chmod(os.path.join(directory, name), 0o666 & ~umask)
-
-
-@contextlib.contextmanager
-def atomic_output_dir(output_dir: str, overwrite: bool = False) -> Iterator[str]:
-    """Yields a fresh directory that becomes `output_dir` when the block succeeds.
-
-    On failure the half-written directory is deleted and an existing `output_dir` is left
-    as it was. The new directory is made next to `output_dir` so the final step is a rename
-    on one filesystem.
-
-    Raises:
-      FileExistsError: `output_dir` exists and `overwrite` is False.
-    """
-    output_dir = os.path.abspath(output_dir)
-    if os.path.exists(output_dir) and not overwrite:
-        raise FileExistsError(
-            f"--output_dir {output_dir} already exists; pass --overwrite to replace it"
-        )
-    parent, base = os.path.split(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    work_dir = tempfile.mkdtemp(prefix=f".{base}.partial-", dir=parent)
-    try:
-        yield work_dir
-    except BaseException:
-        shutil.rmtree(work_dir, ignore_errors=True)
-        raise
-    _give_default_permissions(work_dir)
-    if os.path.exists(output_dir):
-        old_dir = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
-        os.rename(output_dir, os.path.join(old_dir, base))
-        os.rename(work_dir, output_dir)
-        shutil.rmtree(old_dir)
-    else:
-        os.rename(work_dir, output_dir)
-
-
 def _input_file(given: str | None, input_dir: str, default_name: str, flag: str) -> str:
     """`given`, or `default_name` inside `input_dir`; the error names the flag at fault."""
     path = given or os.path.join(input_dir, default_name)
@@ -722,7 +673,7 @@ def convert_safetensors_to_tf(
     config = bert_config_from_hf(_read_json_object(config_file), source=config_file)
     source = os.path.join(input_dir, SAFETENSORS_NAME)
     variables = safetensors_to_google(read_safetensors(input_dir), config, source, config_file)
-    with atomic_output_dir(output_dir, overwrite) as work_dir:
+    with atomic_files.new_local_directory(output_dir, overwrite) as work_dir:
         write_tf_checkpoint(variables, os.path.join(work_dir, CHECKPOINT_NAME))
         with open(os.path.join(work_dir, BERT_CONFIG_NAME), "w", encoding="utf-8") as writer:
             writer.write(config.to_json_string())
@@ -753,7 +704,7 @@ def convert_tf_to_safetensors(
         read_tf_checkpoint(checkpoint), config, checkpoint, config_file
     )
     hf_config = hf_config_from_bert(config, architecture)
-    with atomic_output_dir(output_dir, overwrite) as work_dir:
+    with atomic_files.new_local_directory(output_dir, overwrite) as work_dir:
         # transformers refuses safetensors files whose metadata does not name a framework.
         save_file(tensors, os.path.join(work_dir, SAFETENSORS_NAME), metadata={"format": "pt"})
         with open(os.path.join(work_dir, HF_CONFIG_NAME), "w", encoding="utf-8") as writer:

@@ -20,9 +20,9 @@ from typing import Any
 import tensorflow as tf
 from absl import flags
 
+import atomic_files
 import modeling
 import optimization
-import tfrecord_io
 
 tf1 = tf.compat.v1
 FLAGS = flags.FLAGS
@@ -558,4 +558,4 @@ def write_eval_results(result: dict, path: str) -> None:
     for key in sorted(result):
         tf1.logging.info("  %s = %s", key, str(result[key]))
         lines.append(f"{key} = {result[key]}\n")
-    tfrecord_io.write_text_atomically(path, "".join(lines))
+    atomic_files.write_text(path, "".join(lines))

@@ -37,10 +37,10 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+import atomic_files
 import estimator_builder
 import export
 import modeling
-import tfrecord_io
 import tokenization
 from classifier_data import _pair_tokens, _truncate_seq_pair
 
@@ -383,21 +383,6 @@ def json_line(unique_id: int, tokens: Sequence[str], layers: dict[int, np.ndarra
     return json.dumps({"linex_index": unique_id, "features": token_entries})
 
 
-@contextlib.contextmanager
-def atomic_output(path: str) -> Iterator[str]:
-    """Yields a temporary path beside `path` to write to, and renames it to `path` when the
-    block ends without error (else removes it): a crash never leaves a partial output."""
-    temporary = tfrecord_io.temporary_path_for(path)
-    try:
-        yield temporary
-        tf.io.gfile.rename(temporary, path, overwrite=True)
-    except BaseException:
-        with contextlib.suppress(OSError, tf.errors.OpError):
-            if tf.io.gfile.exists(temporary):
-                tf.io.gfile.remove(temporary)
-        raise
-
-
 def _pooled_array(temporary: str, num_rows: int, hidden_size: int) -> np.ndarray:
     """A `[num_rows, hidden_size]` float32 array to fill: mapped onto the local .npy file
     itself (no memory held for large inputs), or in memory for remote file systems."""
@@ -425,11 +410,11 @@ def write_outputs(
     with contextlib.ExitStack() as stack:
         json_writer = None
         if FLAGS.output_file:
-            temporary = stack.enter_context(atomic_output(FLAGS.output_file))
+            temporary = stack.enter_context(atomic_files.writing(FLAGS.output_file))
             json_writer = stack.enter_context(tf.io.gfile.GFile(temporary, "w"))
         pooled = pooled_temporary = None
         if FLAGS.pooled_output_file:
-            pooled_temporary = stack.enter_context(atomic_output(FLAGS.pooled_output_file))
+            pooled_temporary = stack.enter_context(atomic_files.writing(FLAGS.pooled_output_file))
             pooled = _pooled_array(pooled_temporary, len(features), hidden_size)
         seen = 0
         for result in results:

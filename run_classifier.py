@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+import atomic_files
 import classifier_data
 import classifier_metrics
 import estimator_builder
@@ -412,7 +413,7 @@ def write_or_reuse_records(split, examples, label_list, tokenizer, task_kind) ->
     classifier_data.file_based_convert_examples_to_features(
         examples, label_list, FLAGS.max_seq_length, tokenizer, record_file, task_kind
     )
-    tfrecord_io.write_text_atomically(fingerprint_file, fingerprint + "\n")
+    atomic_files.write_text(fingerprint_file, fingerprint + "\n")
     return record_file
 
 
@@ -439,7 +440,7 @@ def gather_predictions(estimator, input_fn, num_real: int) -> tuple[np.ndarray, 
 def write_test_results(path: str, probabilities: np.ndarray) -> None:
     """The original's test_results.tsv: one tab-separated row of outputs per example."""
     rows = ["\t".join(str(value) for value in row) + "\n" for row in probabilities]
-    tfrecord_io.write_text_atomically(path, "".join(rows))
+    atomic_files.write_text(path, "".join(rows))
 
 
 def predicted_labels(probabilities: np.ndarray, label_list, task_kind: str) -> list[str]:
@@ -466,7 +467,7 @@ def write_readable_predictions(path: str, examples, predictions: list[str]) -> N
         texts = [example.text_a or "", example.text_b or ""]
         cleaned = [" ".join(text.split()) for text in texts]
         lines.append("\t".join([str(example.guid), prediction, *cleaned]) + "\n")
-    tfrecord_io.write_text_atomically(path, "".join(lines))
+    atomic_files.write_text(path, "".join(lines))
 
 
 # ----------------------------------------------------------------------------- the run
@@ -542,7 +543,7 @@ class Evaluator:
         for path in tf.io.gfile.glob(checkpoint + ".*"):
             tf.io.gfile.copy(path, os.path.join(staging, os.path.basename(path)))
         name = os.path.basename(checkpoint)
-        tfrecord_io.write_text_atomically(
+        atomic_files.write_text(
             os.path.join(staging, "checkpoint"),
             f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n',
         )

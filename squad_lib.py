@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import tensorflow.compat.v1 as tf
 
-import tfrecord_io
+import atomic_files
 import tokenization
 
 FIRST_UNIQUE_ID = 1000000000
@@ -963,7 +963,7 @@ def write_json_atomically(path: str, value: Any) -> None:
 
     A reader never sees a half-written file, and an interrupted run leaves the old one intact.
     """
-    tfrecord_io.write_text_atomically(path, json.dumps(value, indent=4) + "\n")
+    atomic_files.write_text(path, json.dumps(value, indent=4) + "\n")
 
 
 def write_predictions(

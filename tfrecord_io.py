@@ -9,10 +9,11 @@ file that a later training job would happily read.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterable, Sequence
 
 import tensorflow as tf
+
+import atomic_files
 
 
 def create_int_feature(values: Iterable[int]) -> tf.train.Feature:
@@ -25,16 +26,6 @@ def create_float_feature(values: Iterable[float]) -> tf.train.Feature:
     return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
 
 
-def temporary_path_for(path: str) -> str:
-    """Returns a hidden, unique name next to `path`.
-
-    The same directory keeps the final rename on one file system (so it is atomic locally), and
-    the leading dot keeps the partial file out of globs such as `output*.tfrecord`.
-    """
-    directory, name = os.path.split(path)
-    return os.path.join(directory, f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
-
-
 def _require_local_directory(path: str) -> None:
     """Fails before any work when the directory of a local output path does not exist."""
     if "://" in path:
@@ -43,27 +34,6 @@ def _require_local_directory(path: str) -> None:
     directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"Output directory {directory!r} of {path!r} does not exist.")
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        if tf.io.gfile.exists(path):
-            tf.io.gfile.remove(path)
-    except (OSError, tf.errors.OpError):
-        pass
-
-
-def write_text_atomically(path: str, text: str) -> None:
-    """Writes `text` to `path` through a temporary name and a rename, so readers never see
-    a half-written file and an existing one survives a crash."""
-    temporary = temporary_path_for(path)
-    try:
-        with tf.io.gfile.GFile(temporary, "w") as writer:
-            writer.write(text)
-        tf.io.gfile.rename(temporary, path, overwrite=True)
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
 
 
 class RoundRobinRecordWriter:
@@ -83,7 +53,7 @@ class RoundRobinRecordWriter:
             _require_local_directory(path)
         self.output_files = list(output_files)
         self.num_written = 0
-        self._temp_paths = [temporary_path_for(path) for path in self.output_files]
+        self._temp_paths = [atomic_files.temporary_path_for(path) for path in self.output_files]
         self._writers: list[tf.io.TFRecordWriter] = []
         self._finished = False
         try:
@@ -121,7 +91,7 @@ class RoundRobinRecordWriter:
             except (OSError, tf.errors.OpError):
                 pass
         for temp_path in self._temp_paths:
-            _remove_quietly(temp_path)
+            atomic_files.remove_quietly(temp_path)
 
     def __enter__(self) -> RoundRobinRecordWriter:
         return self

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from safetensors.numpy import load_file, save_file
 
+import atomic_files
 import convert_checkpoint
 import modeling
 import tokenization
@@ -483,7 +484,7 @@ def test_existing_output_is_kept_unless_overwrite_and_never_half_replaced(tmp_pa
     with pytest.raises(ValueError, match="stray.weight"):
         convert_checkpoint.convert_safetensors_to_tf(str(bad_dir), str(out), overwrite=True)
     with pytest.raises(RuntimeError, match="disk full"):
-        with convert_checkpoint.atomic_output_dir(str(out), overwrite=True) as work_dir:
+        with atomic_files.new_local_directory(str(out), overwrite=True) as work_dir:
             (Path(work_dir) / "half.txt").write_text("half")
             raise RuntimeError("disk full")
     assert [p.name for p in out.iterdir()] == ["keep.txt"]

@@ -120,13 +120,3 @@ def test_bad_output_lists_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="more than once"):
         tfrecord_io.RoundRobinRecordWriter([path, path])
     assert os.listdir(tmp_path) == []
-
-
-def test_temporary_paths_are_hidden_unique_and_next_to_the_target():
-    first = tfrecord_io.temporary_path_for("/data/out/train.tfrecord")
-    second = tfrecord_io.temporary_path_for("/data/out/train.tfrecord")
-    assert first != second
-    for path in (first, second):
-        assert os.path.dirname(path) == "/data/out"
-        assert os.path.basename(path).startswith(".train.tfrecord.tmp-")
-    assert tfrecord_io.temporary_path_for("gs://bucket/dir/x").startswith("gs://bucket/dir/.x.")
