@@ -39,6 +39,7 @@ from typing import Any
 import tensorflow.compat.v1 as tf
 
 import classifier_metrics
+import encoder_inputs
 import tfrecord_io
 import tokenization
 
@@ -974,18 +975,6 @@ def _import_file(path: str, what: str) -> types.ModuleType:
 # ---------------------------------------------------------------------------------------------
 
 
-def _truncate_seq_pair(tokens_a: list[str], tokens_b: list[str], max_length: int) -> None:
-    """Shortens the pair in place to at most `max_length` tokens in total.
-
-    One token at a time comes off the end of the longer sequence (of `tokens_b` on a tie),
-    which keeps more of a short sequence than cutting both by the same fraction would: a
-    short text tends to carry more information per token.
-    """
-    while len(tokens_a) + len(tokens_b) > max_length:
-        longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
-        longer.pop()
-
-
 def _label_id(
     example: InputExample, label_map: dict[str, int], task_kind: str
 ) -> int | float | list[int]:
@@ -1029,16 +1018,6 @@ def _padding_features(max_seq_length: int, num_labels: int, task_kind: str) -> I
     )
 
 
-def _pair_tokens(tokens_a: list[str], tokens_b: list[str] | None) -> tuple[list[str], list[int]]:
-    """`[CLS] a [SEP]` (segment 0), then `b [SEP]` (segment 1) when there is a b."""
-    tokens = ["[CLS]", *tokens_a, "[SEP]"]
-    segment_ids = [0] * len(tokens)
-    if tokens_b:
-        tokens += [*tokens_b, "[SEP]"]
-        segment_ids += [1] * (len(tokens_b) + 1)
-    return tokens, segment_ids
-
-
 def convert_single_example(
     ex_index: int,
     example: InputExample | PaddingInputExample,
@@ -1053,26 +1032,15 @@ def convert_single_example(
     `max_seq_length - 2`. An empty `text_b` (or one with no tokens) makes a single sequence.
     The first five examples (`ex_index < 5`) are logged in full.
     """
-    if max_seq_length < 3:
-        raise ValueError(f"max_seq_length must be at least 3 ([CLS] a [SEP]), got {max_seq_length}")
+    encoder_inputs.check_max_seq_length(max_seq_length)
     if task_kind not in TASK_KINDS:
         raise ValueError(f"task_kind={task_kind!r}: expected one of {TASK_KINDS}")
     if isinstance(example, PaddingInputExample):
         return _padding_features(max_seq_length, len(label_list), task_kind)
 
-    tokens_a = tokenizer.tokenize(example.text_a)
-    tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
-    if tokens_b:
-        _truncate_seq_pair(tokens_a, tokens_b, max_seq_length - 3)
-    else:
-        tokens_a = tokens_a[: max_seq_length - 2]
-    tokens, segment_ids = _pair_tokens(tokens_a, tokens_b)
-
-    input_ids = tokenizer.convert_tokens_to_ids(tokens)
-    num_padding = max_seq_length - len(input_ids)
-    input_mask = [1] * len(input_ids) + [0] * num_padding
-    input_ids = input_ids + [0] * num_padding
-    segment_ids = segment_ids + [0] * num_padding
+    inputs = encoder_inputs.text_inputs(example.text_a, example.text_b, max_seq_length, tokenizer)
+    tokens, input_ids = inputs.tokens, inputs.input_ids
+    input_mask, segment_ids = inputs.input_mask, inputs.segment_ids
 
     label_map = {label: index for index, label in enumerate(label_list)}
     label_id = _label_id(example, label_map, task_kind)

@@ -550,12 +550,15 @@ def restore_from_checkpoint(init_checkpoint: str | None, use_tpu: bool) -> Calla
     return scaffold_fn
 
 
-def write_eval_results(result: dict, path: str) -> None:
+def write_eval_results(result: dict, path: str, log: bool = True) -> None:
     """Writes `key = value` lines sorted by key, as the original scripts' eval_results.txt,
-    via a temporary file so a crash never leaves a half-written file."""
-    tf1.logging.info("***** Eval results *****")
+    via a temporary file so a crash never leaves a half-written file; `log` also prints
+    them under the original's `***** Eval results *****` heading."""
+    if log:
+        tf1.logging.info("***** Eval results *****")
     lines = []
     for key in sorted(result):
-        tf1.logging.info("  %s = %s", key, str(result[key]))
+        if log:
+            tf1.logging.info("  %s = %s", key, str(result[key]))
         lines.append(f"{key} = {result[key]}\n")
     atomic_files.write_text(path, "".join(lines))

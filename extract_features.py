@@ -38,11 +38,11 @@ import tensorflow as tf
 from absl import app, flags
 
 import atomic_files
+import encoder_inputs
 import estimator_builder
 import export
 import modeling
 import tokenization
-from classifier_data import _pair_tokens, _truncate_seq_pair
 
 tf1 = tf.compat.v1
 FLAGS = flags.FLAGS
@@ -176,25 +176,16 @@ def convert_examples_to_features(
     """Tokenizes, truncates and pads each example to `[seq_length]`, exactly as
     run_classifier does: a pair is cut longest-first to `seq_length - 3` tokens, a single
     sequence to `seq_length - 2`."""
-    if seq_length < 3:
-        raise ValueError(f"--max_seq_length must be at least 3 ([CLS] a [SEP]), got {seq_length}")
+    encoder_inputs.check_max_seq_length(seq_length)
     features = []
     for example in examples:
-        tokens_a = tokenizer.tokenize(example.text_a)
-        tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
-        if tokens_b:
-            _truncate_seq_pair(tokens_a, tokens_b, seq_length - 3)
-        else:
-            tokens_a = tokens_a[: seq_length - 2]
-        tokens, input_type_ids = _pair_tokens(tokens_a, tokens_b)
-        input_ids = tokenizer.convert_tokens_to_ids(tokens)
-        padding = [0] * (seq_length - len(input_ids))
+        inputs = encoder_inputs.text_inputs(example.text_a, example.text_b, seq_length, tokenizer)
         feature = InputFeatures(
             unique_id=example.unique_id,
-            tokens=tokens,
-            input_ids=input_ids + padding,
-            input_mask=[1] * len(input_ids) + padding,
-            input_type_ids=input_type_ids + padding,
+            tokens=inputs.tokens,
+            input_ids=inputs.input_ids,
+            input_mask=inputs.input_mask,
+            input_type_ids=inputs.segment_ids,
         )
         if len(features) < _NUM_EXAMPLES_TO_LOG:
             _log_feature(feature)

@@ -19,8 +19,9 @@ import tensorflow as tf
 from absl import app, flags
 
 import classifier_data
+import classifier_task
 import estimator_builder
-import run_classifier
+import heads
 import tfhub
 import tokenization
 
@@ -40,7 +41,7 @@ create_tokenizer_from_hub_module = tfhub.create_tokenizer_from_hub_module
 
 
 def define_flags() -> None:
-    run_classifier.define_flags()
+    classifier_task.define_flags()
     flags.DEFINE_string(
         "bert_hub_module_handle",
         None,
@@ -74,7 +75,7 @@ def create_model(
         bert_hub_module_handle, is_training, input_ids, input_mask, segment_ids
     )
     pooled_output = tf.cast(outputs["pooled_output"], tf.float32)
-    return run_classifier.classifier_head(
+    return heads.classifier_head(
         pooled_output, labels, num_labels, is_training, POOLED_DROPOUT_PROB, task_kind
     )
 
@@ -93,7 +94,7 @@ def model_fn_builder(
 
     def model_fn(features, labels, mode, params):
         del labels, params
-        label_ids, is_real_example = run_classifier.labels_of(features, num_labels, task_kind)
+        label_ids, is_real_example = heads.labels_of(features, num_labels, task_kind)
         head_outputs = create_model(
             mode == tf.estimator.ModeKeys.TRAIN,
             features["input_ids"],
@@ -112,7 +113,7 @@ def model_fn_builder(
                 loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu
             )
 
-        return run_classifier.classifier_spec(
+        return heads.classifier_spec(
             mode, head_outputs, label_ids, is_real_example, task_kind, train_op_fn
         )
 
@@ -124,7 +125,7 @@ def model_fn_builder(
 
 def use_hub_tokenizer_settings(handle: str) -> tokenization.FullTokenizer:
     """Returns the Hub model's tokenizer, and points --vocab_file and --do_lower_case at its
-    settings, on which run_classifier's cache of TFRecords is keyed."""
+    settings, on which classifier_task's cache of TFRecords is keyed."""
     vocab_file, do_lower_case = tfhub.tokenization_info(handle)
     for name in ("bert_config_file", "init_checkpoint", "vocab_file", "spm_model_file"):
         if FLAGS[name].present:
@@ -165,7 +166,12 @@ def main(_) -> None:
             run_options=run_options,
         )
 
-    run_classifier.run_task(tokenizer, make_model_fn)
+    classifier_task.run(
+        classifier_task.ClassifierSettings.from_flags(FLAGS),
+        classifier_task.processor_from_flags(FLAGS),
+        tokenizer,
+        make_model_fn,
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from absl import app, flags
 
 import estimator_builder
 import export
+import finetuning
 import modeling
 import tfrecord_io
 
@@ -293,14 +294,12 @@ def encoder_spec(model: modeling.BertModel, init_checkpoint: str | None, use_tpu
 def export_encoder(model_fn) -> str:
     """--export_dir: a SavedModel of the encoder from the last checkpoint in --output_dir,
     or from --init_checkpoint when there is none (say, a checkpoint from Google)."""
-    checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
-    if checkpoint:
+    with finetuning.checkpoint_to_export(
+        model_fn, FLAGS.output_dir, FLAGS.init_checkpoint, FLAGS.max_seq_length
+    ) as checkpoint:
         return export.export_saved_model(
             model_fn, checkpoint, FLAGS.export_dir, FLAGS.max_seq_length
         )
-    if not FLAGS.init_checkpoint:
-        raise ValueError("--export_dir needs a checkpoint in --output_dir or --init_checkpoint")
-    return export.export_initialized_model(model_fn, FLAGS.export_dir, FLAGS.max_seq_length)
 
 
 def pretraining_features(max_seq_length: int, max_predictions_per_seq: int) -> dict:

@@ -19,6 +19,7 @@ from absl import app, flags
 
 import estimator_builder
 import export
+import finetuning
 import modeling
 import squad_evaluate
 import squad_lib
@@ -242,33 +243,23 @@ def write_features(examples, tokenizer, is_training: bool, output_file: str, kee
         )
 
 
-def export_latest_checkpoint(model_fn) -> str:
+def export_squad_model(loop: finetuning.FineTuning) -> str:
     """--export_dir: a SavedModel (outputs start_logits and end_logits) of the last
-    checkpoint in --output_dir, else of --init_checkpoint."""
-    checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
-    if checkpoint:
-        return export_checkpoint(model_fn, checkpoint)
-    if not FLAGS.init_checkpoint:
-        raise ValueError(
-            f"--export_dir: no checkpoint in {FLAGS.output_dir} and no --init_checkpoint"
+    checkpoint in --output_dir, else of --init_checkpoint, with the tokenizer and the
+    windowing settings a predictor needs."""
+    with loop.checkpoint_to_export() as checkpoint:
+        return export.export_saved_model(
+            loop.model_fn,
+            checkpoint,
+            FLAGS.export_dir,
+            FLAGS.max_seq_length,
+            assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),
+            metadata={
+                "do_lower_case": FLAGS.do_lower_case,
+                "doc_stride": FLAGS.doc_stride,
+                "max_query_length": FLAGS.max_query_length,
+            },
         )
-    with export.initialized_checkpoint(model_fn, FLAGS.max_seq_length) as initialized:
-        return export_checkpoint(model_fn, initialized)
-
-
-def export_checkpoint(model_fn, checkpoint: str) -> str:
-    return export.export_saved_model(
-        model_fn,
-        checkpoint,
-        FLAGS.export_dir,
-        FLAGS.max_seq_length,
-        assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),
-        metadata={
-            "do_lower_case": FLAGS.do_lower_case,
-            "doc_stride": FLAGS.doc_stride,
-            "max_query_length": FLAGS.max_query_length,
-        },
-    )
 
 
 def check_flags() -> None:
@@ -293,13 +284,11 @@ def main(_) -> None:
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
     estimator_builder.check_model_flags(bert_config)
-    tf.io.gfile.makedirs(FLAGS.output_dir)
     tokenizer = tokenization.create_tokenizer(
         FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
     )
 
     train_examples = []
-    num_train_steps, num_warmup_steps = 1, 0
     if FLAGS.do_train:
         train_examples = squad_lib.read_squad_examples(
             FLAGS.train_file,
@@ -309,13 +298,6 @@ def main(_) -> None:
         # Shuffled once with a fixed seed, as the original, so the written records mix
         # questions about different paragraphs.
         random.Random(12345).shuffle(train_examples)
-        num_train_steps = int(len(train_examples) / FLAGS.train_batch_size * FLAGS.num_train_epochs)
-        num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
-        if num_train_steps < 1:
-            raise ValueError(
-                f"{len(train_examples)} training questions make no step at "
-                f"--train_batch_size={FLAGS.train_batch_size}"
-            )
     predict_examples = []
     if FLAGS.do_predict:
         predict_examples = squad_lib.read_squad_examples(
@@ -324,42 +306,44 @@ def main(_) -> None:
             version_2_with_negative=FLAGS.version_2_with_negative,
         )
 
-    model_fn = model_fn_builder(
-        bert_config=bert_config,
-        init_checkpoint=FLAGS.init_checkpoint,
-        learning_rate=FLAGS.learning_rate,
-        num_train_steps=num_train_steps,
-        num_warmup_steps=num_warmup_steps,
-        use_tpu=FLAGS.use_tpu,
-        use_one_hot_embeddings=FLAGS.use_tpu,
-        run_options=estimator_builder.run_options_from_flags(),
-    )
-    estimator = estimator_builder.BertEstimator(
-        model_fn,
-        FLAGS.output_dir,
-        train_batch_size=FLAGS.train_batch_size,
-        predict_batch_size=FLAGS.predict_batch_size,
+    run_options = estimator_builder.run_options_from_flags()
+
+    def make_model_fn(num_train_steps, num_warmup_steps):
+        return model_fn_builder(
+            bert_config=bert_config,
+            init_checkpoint=FLAGS.init_checkpoint,
+            learning_rate=FLAGS.learning_rate,
+            num_train_steps=num_train_steps,
+            num_warmup_steps=num_warmup_steps,
+            use_tpu=FLAGS.use_tpu,
+            use_one_hot_embeddings=FLAGS.use_tpu,
+            run_options=run_options,
+        )
+
+    # The original counts steps in questions, not in the (more) windows they make.
+    loop = finetuning.FineTuning(
+        finetuning.LoopSettings.from_flags(FLAGS),
+        make_model_fn,
+        num_train_examples=len(train_examples) if FLAGS.do_train else None,
     )
 
     if FLAGS.do_train:
         train_record = os.path.join(FLAGS.output_dir, "train.tf_record")
         num_features = write_features(train_examples, tokenizer, True, train_record)
-        tf1.logging.info("***** Running training *****")
         tf1.logging.info("  Num orig examples = %d", len(train_examples))
         tf1.logging.info("  Num split examples = %d", num_features)
-        tf1.logging.info("  Batch size = %d", FLAGS.train_batch_size)
-        tf1.logging.info("  Num steps = %d", num_train_steps)
         del train_examples
-        train_input_fn = tfrecord_io.input_fn_builder(
-            [train_record],
-            feature_spec(FLAGS.max_seq_length, is_training=True),
-            is_training=True,
-            drop_remainder=True,
+        loop.train(
+            tfrecord_io.input_fn_builder(
+                [train_record],
+                feature_spec(FLAGS.max_seq_length, is_training=True),
+                is_training=True,
+                drop_remainder=True,
+            )
         )
-        estimator.train(train_input_fn, max_steps=num_train_steps)
 
     if FLAGS.export_dir:
-        export_latest_checkpoint(model_fn)
+        export_squad_model(loop)
 
     if FLAGS.do_predict:
         predict_record = os.path.join(FLAGS.output_dir, "eval.tf_record")
@@ -384,7 +368,7 @@ def main(_) -> None:
                 start_logits=[float(x) for x in result["start_logits"].flat],
                 end_logits=[float(x) for x in result["end_logits"].flat],
             )
-            for result in estimator.predict(predict_input_fn)
+            for result in loop.estimator.predict(predict_input_fn)
         )
         predictions, _, null_odds = squad_lib.write_predictions(
             predict_examples,

@@ -35,11 +35,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import classifier_task  # noqa: E402
 import estimator_builder  # noqa: E402
 import export  # noqa: E402
 import modeling  # noqa: E402
 import predictor  # noqa: E402
-import run_classifier  # noqa: E402
 
 tf1 = tf.compat.v1
 LABELS = ["negative", "positive"]
@@ -83,7 +83,7 @@ def bert_config(args, vocab_file: str) -> modeling.BertConfig:
 
 
 def classifier_model_fn(config: modeling.BertConfig):
-    return run_classifier.model_fn_builder(
+    return classifier_task.model_fn_builder(
         bert_config=config,
         num_labels=len(LABELS),
         init_checkpoint=None,

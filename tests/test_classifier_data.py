@@ -13,6 +13,7 @@ import tensorflow.compat.v1 as tf
 
 import classifier_data as cd
 import classifier_metrics
+import encoder_inputs
 import tokenization
 
 VOCAB = [
@@ -317,16 +318,16 @@ def test_read_tsv_keeps_the_original_interface(tmp_path):
 
 def test_truncate_seq_pair_pops_from_the_longer_and_from_b_on_ties():
     tokens_a, tokens_b = list("abcde"), list("xy")
-    cd._truncate_seq_pair(tokens_a, tokens_b, 5)
+    encoder_inputs.truncate_seq_pair(tokens_a, tokens_b, 5)
     assert (tokens_a, tokens_b) == (list("abc"), list("xy"))
 
     # 3+3 > 4: tie -> b loses "z"; 3+2: a longer -> a loses "c"; 2+2 = 4 fits.
     tokens_a, tokens_b = list("abc"), list("xyz")
-    cd._truncate_seq_pair(tokens_a, tokens_b, 4)
+    encoder_inputs.truncate_seq_pair(tokens_a, tokens_b, 4)
     assert (tokens_a, tokens_b) == (list("ab"), list("xy"))
 
     # One more step from 2+2: tie -> b loses "y".
-    cd._truncate_seq_pair(tokens_a, tokens_b, 3)
+    encoder_inputs.truncate_seq_pair(tokens_a, tokens_b, 3)
     assert (tokens_a, tokens_b) == (list("ab"), list("x"))
 
 
