@@ -13,7 +13,6 @@ import tensorflow.compat.v1 as tf
 
 import classifier_data as cd
 import classifier_metrics
-import encoder_inputs
 import tokenization
 
 VOCAB = [
@@ -314,21 +313,6 @@ def test_read_tsv_keeps_the_original_interface(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Truncation and features
 # ---------------------------------------------------------------------------------------------
-
-
-def test_truncate_seq_pair_pops_from_the_longer_and_from_b_on_ties():
-    tokens_a, tokens_b = list("abcde"), list("xy")
-    encoder_inputs.truncate_seq_pair(tokens_a, tokens_b, 5)
-    assert (tokens_a, tokens_b) == (list("abc"), list("xy"))
-
-    # 3+3 > 4: tie -> b loses "z"; 3+2: a longer -> a loses "c"; 2+2 = 4 fits.
-    tokens_a, tokens_b = list("abc"), list("xyz")
-    encoder_inputs.truncate_seq_pair(tokens_a, tokens_b, 4)
-    assert (tokens_a, tokens_b) == (list("ab"), list("xy"))
-
-    # One more step from 2+2: tie -> b loses "y".
-    encoder_inputs.truncate_seq_pair(tokens_a, tokens_b, 3)
-    assert (tokens_a, tokens_b) == (list("ab"), list("x"))
 
 
 def features_of(tokenizer, text_a, text_b, max_seq_length, label="1", ex_index=10):
