@@ -55,6 +55,8 @@ ERROR = "error"
 # Given to a word that tokenizes to nothing (a control character, a lone space), so that no
 # word is dropped.
 UNKNOWN_TOKEN = "[UNK]"
+# The first windows are logged in full, so that a user can eyeball the featurization.
+_NUM_WINDOWS_TO_LOG = 5
 # At most this many repaired sentences are logged one by one; the rest are counted.
 _MAX_REPAIR_WARNINGS = 10
 # Only ASCII space and tab separate columns: a Chinese file may hold U+3000 as a character.
@@ -147,18 +149,19 @@ class _TagChecker:
         if not changed:
             return sentence.tags
         first = changed[0]
+        around = slice(max(first - 1, 0), first + 2)
         problem = (
-            f"{sentence.location(first)}: tag {sentence.tags[first]!r} cannot follow "
-            f"{sentence.tags[first - 1] if first else 'the sentence start'!r} in {self.scheme}"
+            f"{sentence.location(first)}: {' '.join(sentence.tags[around])!r} breaks the "
+            f"{self.scheme} scheme at {sentence.tags[first]!r}"
         )
         if self.invalid_sequence == ERROR:
-            raise DataFormatError(problem)
+            raise DataFormatError(problem + self._hint())
         self.num_repaired += 1
         if self.num_repaired <= _MAX_REPAIR_WARNINGS:
             tf.logging.warning(
-                "%s; read as %s (%d tag(s) of the sentence changed, same entities)",
+                "%s; read as %r (the same entities; %d tag(s) of the sentence changed)",
                 problem,
-                " ".join(repaired[max(first - 1, 0) : first + 2]),
+                " ".join(repaired[around]),
                 len(changed),
             )
         return repaired
@@ -166,14 +169,21 @@ class _TagChecker:
     def finish(self, sentences: list[NerSentence]) -> list[NerSentence]:
         if not sentences:
             raise DataFormatError(f"{self.path}: holds no sentences")
-        if self.num_repaired > _MAX_REPAIR_WARNINGS:
+        if self.num_repaired:
             tf.logging.warning(
-                "%s: %d sentences broke the %s scheme and were repaired",
+                "%s: %d sentence(s) broke the %s scheme and were repaired%s",
                 self.path,
                 self.num_repaired,
                 self.scheme,
+                self._hint(),
             )
         return sentences
+
+    def _hint(self) -> str:
+        if self.scheme != ner_tags.BIO:
+            return ""
+        # The original CoNLL-2003 files start entities with I-, which only IOB1 allows.
+        return " (if the file is IOB1, as the original CoNLL-2003 files are, read it as IOB1)"
 
 
 def read_conll_lines(
@@ -454,7 +464,7 @@ class _DocumentContext:
             if len(pieces) >= count:
                 break
             pieces = self.tokenized[other].pieces + pieces
-        return pieces[len(pieces) - count :] if count else []
+        return pieces[max(len(pieces) - count, 0) :] if count else []
 
     def after(self, index: int, count: int) -> list[str]:
         """The first `count` (or fewer) pieces of the sentences after sentence `index`."""
@@ -601,8 +611,18 @@ def convert_sentences_to_features(
                 tokenizer,
                 max_seq_length,
             )
+            if len(features) < _NUM_WINDOWS_TO_LOG:
+                _log_window(window, sentence)
             features.append(window)
     return features
+
+
+def _log_window(window: NerFeatures, sentence: NerSentence) -> None:
+    tf.logging.info("*** Window ***")
+    tf.logging.info("sentence: %s (%s)", window.sentence_index, sentence.location())
+    tf.logging.info("tokens: %s", " ".join(window.tokens))
+    for name in FEATURE_NAMES:
+        tf.logging.info("%s: %s", name, " ".join(map(str, getattr(window, name))))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -83,6 +83,13 @@ def test_read_chinese_character_per_line(tmp_path):
         ner_data.read_conll(gbk, "BIO")
 
 
+def test_iobes_repair_names_the_unclosed_chunk(tmp_path, caplog):
+    path = write(tmp_path, "train.txt", "a O\nb O\nc B-LOC\nd O\n")
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        assert ner_data.read_conll(path, "IOBES")[0].tags == ["O", "O", "S-LOC", "O"]
+    assert f"{path}:3: 'O B-LOC O' breaks the IOBES scheme at 'B-LOC'" in caplog.text
+
+
 def test_read_bmes_and_iobes(tmp_path):
     path = write(tmp_path, "bmes.txt", "北 B-LOC\n京 M-LOC\n市 E-LOC\n人 S-PER\n")
     assert ner_data.read_conll(path, "BMES")[0].tags == ["B-LOC", "M-LOC", "E-LOC", "S-PER"]
@@ -117,8 +124,12 @@ def test_invalid_sequence_is_repaired_with_a_warning_or_rejected(tmp_path, caplo
         sentences = ner_data.read_conll(path, "BIO")
     assert sentences[0].tags == ["O", "B-ORG", "I-ORG"]
     assert sentences[1].tags == ["O", "O"]
-    assert f"{path}:2: tag 'I-ORG' cannot follow 'O' in BIO" in caplog.text
-    with pytest.raises(DataFormatError, match=f"{path}:2: tag 'I-ORG' cannot follow 'O'"):
+    assert (
+        f"{path}:2: 'O I-ORG I-ORG' breaks the BIO scheme at 'I-ORG'; read as 'O B-ORG I-ORG'"
+        in caplog.text
+    )
+    assert f"{path}: 1 sentence(s) broke the BIO scheme and were repaired (if" in caplog.text
+    with pytest.raises(DataFormatError, match=f"{path}:2: 'O I-ORG I-ORG' breaks the BIO"):
         ner_data.read_conll(path, "BIO", invalid_sequence="error")
     # IOB1 allows an I- after O: nothing to repair.
     assert ner_data.read_conll(path, "IOB1")[0].tags == ["O", "I-ORG", "I-ORG"]
@@ -335,10 +346,10 @@ def test_document_context_labels_only_the_centre_sentence(char_tokenizer, doc_st
         for position in [*range(1, body[0]), *range(body[-1] + 1, len(window.tokens) - 1)]:
             assert window.label_mask[position] == window.label_ids[position] == 0
             assert window.word_indices[position] == -1
-        whole_sentence = len(body) == len(pieces[index])
-        if whole_sentence and (len(before) + len(after)) >= max_seq_length - 2 - len(body):
-            # Filled to the brim when the document has enough around the sentence.
-            assert sum(window.input_mask) == max_seq_length
+        if len(body) == len(pieces[index]):
+            # A whole sentence takes as much context as the budget and the document allow.
+            budget = max_seq_length - 2 - len(body)
+            assert len(left) + len(right) == min(budget, len(before) + len(after))
         num_with_context += bool(left or right)
     assert num_with_context > len(sentences) // 2
 
@@ -357,6 +368,17 @@ def test_document_context_stays_within_the_document(char_tokenizer):
     assert features[1].label_mask[:6] == [0, 1, 0, 0, 0, 0]
     assert features[2].label_mask[:6] == [0, 0, 0, 1, 0, 0]
     assert features[1].label_ids[1] == LABELS.index("B-PER")
+
+
+def test_document_context_takes_all_of_a_short_neighbour(char_tokenizer):
+    sentences = [sentence(["abc"], ["B-PER"]), sentence(["d"], ["O"]), sentence(["e"], ["O"])]
+    features = ner_data.convert_sentences_to_features(
+        sentences, LABELS, "BIO", char_tokenizer, 7, 2, use_document_context=True
+    )
+    assert features[1].tokens == ["[CLS]", "a", "##b", "##c", "d", "e", "[SEP]"]
+    # Nothing follows the last sentence: the left side takes the whole budget of 4.
+    assert features[2].tokens == ["[CLS]", "a", "##b", "##c", "d", "e", "[SEP]"]
+    assert features[2].label_mask == [0, 0, 0, 0, 0, 1, 0]
 
 
 def test_unlabelled_sentences_still_have_label_masks(char_tokenizer):
