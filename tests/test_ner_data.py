@@ -446,3 +446,14 @@ def test_tfrecords_round_trip(tmp_path, char_tokenizer):
         for name in ner_data.FEATURE_NAMES:
             np.testing.assert_array_equal(record[name].numpy(), getattr(window, name))
         assert record["is_real_example"].numpy() == int(window.is_real_example)
+
+
+def test_readers_take_already_opened_lines(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("Peter B-PER\nsaid O\n\n张 B-PER\n", encoding="utf-8")
+    with open(path, encoding="utf-8") as lines:  # lines keep their "\n"
+        sentences = ner_data.read_conll_lines(lines, str(path), "BIO")
+    assert [s.words for s in sentences] == [["Peter", "said"], ["张"]]
+    json_lines = iter(['{"tokens": ["a", "b"], "tags": ["O", "B-LOC"]}\n'])
+    [record] = ner_data.read_json_lines_from(json_lines, "stdin", "BIO")
+    assert record.tags == ["O", "B-LOC"] and record.location() == "stdin:1"
