@@ -322,12 +322,13 @@ def compute_doc_spans(
     return doc_spans
 
 
-def _check_is_max_context(doc_spans: Sequence[DocSpan], cur_span_index: int, position: int) -> bool:
-    """Whether window `cur_span_index` gives token `position` its most balanced context.
+def max_context_span(doc_spans: Sequence[DocSpan], position: int) -> int | None:
+    """The index of the window that gives token `position` its most balanced context.
 
     A token seen by several overlapping windows is scored in each as
     min(tokens to its left, tokens to its right) + 0.01 * window length; the first window with
     the highest score owns the token, so every token is predicted from exactly one window.
+    None if no window holds the token.
     """
     best_score = None
     best_span_index = None
@@ -341,7 +342,12 @@ def _check_is_max_context(doc_spans: Sequence[DocSpan], cur_span_index: int, pos
         if best_score is None or score > best_score:
             best_score = score
             best_span_index = span_index
-    return cur_span_index == best_span_index
+    return best_span_index
+
+
+def _check_is_max_context(doc_spans: Sequence[DocSpan], cur_span_index: int, position: int) -> bool:
+    """Whether window `cur_span_index` owns token `position` (see `max_context_span`)."""
+    return cur_span_index == max_context_span(doc_spans, position)
 
 
 def _improve_answer_span(
