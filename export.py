@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 from absl import flags
@@ -37,20 +37,22 @@ def define_export_flag() -> None:
     )
 
 
-def serving_input_receiver_fn(max_seq_length: int) -> Callable[[], object]:
+def serving_input_receiver_fn(
+    max_seq_length: int, input_names: Sequence[str] = INPUT_NAMES
+) -> Callable[[], object]:
     """The receiver of both signatures.
 
-    The int tensors are the features the model reads; they are computed from the serialized
-    examples, and a client of `serving_default` feeds them directly, so both ways in share
-    one graph.
+    The int tensors `input_names` (a task may add to the encoder's three) are the features
+    the model reads; they are computed from the serialized examples, and a client of
+    `serving_default` feeds them directly, so both ways in share one graph.
     """
 
     def receiver():
         serialized = tf1.placeholder(tf.string, [None], name="examples")
-        spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in INPUT_NAMES}
+        spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in input_names}
         parsed = tf.io.parse_example(serialized, spec)
         features = {
-            name: tf.identity(tf.cast(parsed[name], tf.int32), name=name) for name in INPUT_NAMES
+            name: tf.identity(tf.cast(parsed[name], tf.int32), name=name) for name in input_names
         }
         return tf.estimator.export.ServingInputReceiver(
             features=features,
@@ -68,6 +70,7 @@ def export_saved_model(
     max_seq_length: int,
     assets_extra: dict[str, str] | None = None,
     metadata: dict | None = None,
+    input_names: Sequence[str] = INPUT_NAMES,
 ) -> str:
     """Writes a SavedModel of `checkpoint_path` under `export_dir_base/<timestamp>/` (the
     versioned layout TensorFlow Serving watches) and returns its path.
@@ -76,7 +79,8 @@ def export_saved_model(
     `export_outputs`. Export always builds the CPU graph, also for a TPU-trained model.
     `assets_extra` maps file names inside `assets.extra/` to files to copy there (e.g.
     `tokenizer_assets(...)`); `metadata`, when given, is written with `max_seq_length` added
-    as `assets.extra/<METADATA_FILE>`, which is what `predictor.py` reads.
+    as `assets.extra/<METADATA_FILE>`, which is what `predictor.py` reads. `input_names`:
+    see `serving_input_receiver_fn`.
     """
     estimator = tf.estimator.Estimator(estimator_builder.as_estimator_model_fn(model_fn))
     with tempfile.TemporaryDirectory() as scratch:
@@ -88,7 +92,7 @@ def export_saved_model(
             assets_extra[METADATA_FILE] = metadata_path
         path = estimator.export_saved_model(
             export_dir_base,
-            serving_input_receiver_fn(max_seq_length),
+            serving_input_receiver_fn(max_seq_length, input_names),
             assets_extra=assets_extra or None,
             checkpoint_path=checkpoint_path,
         )
@@ -107,7 +111,11 @@ EXTRA_ASSETS_DIR = "assets.extra"
 
 
 @contextlib.contextmanager
-def initialized_checkpoint(model_fn: estimator_builder.ModelFn, max_seq_length: int):
+def initialized_checkpoint(
+    model_fn: estimator_builder.ModelFn,
+    max_seq_length: int,
+    input_names: Sequence[str] = INPUT_NAMES,
+):
     """Yields a temporary checkpoint of what `model_fn` initializes itself with (e.g. its
     --init_checkpoint), holding exactly the variables of its PREDICT graph.
 
@@ -119,7 +127,7 @@ def initialized_checkpoint(model_fn: estimator_builder.ModelFn, max_seq_length: 
         with tf.Graph().as_default():
             inputs = {
                 name: tf1.placeholder(tf.int32, [None, max_seq_length], name=name)
-                for name in INPUT_NAMES
+                for name in input_names
             }
             model_fn(inputs, None, tf.estimator.ModeKeys.PREDICT, {})
             tf1.train.get_or_create_global_step()

@@ -5,15 +5,21 @@ adds is a head. Each head keeps the variable names of the original's scripts, so
 checkpoints of the original load here and the other way round:
 
 - sentence classification, regression and multi-label (`classifier_head`): `output_weights`
-  `[num_labels, hidden_size]` and `output_bias` `[num_labels]`, as run_classifier.py.
+  `[num_labels, hidden_size]` and `output_bias` `[num_labels]`, as run_classifier.py;
+- token classification (`token_classifier_head`, run_ner.py): the same two variables applied
+  at every position, and with a CRF `crf/transitions` `[num_labels, num_labels]`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import tensorflow as tf
 
 import classifier_data
+import crf
 import modeling
+import ner_tags
 
 tf1 = tf.compat.v1
 
@@ -139,3 +145,99 @@ def placeholder_labels(input_ids: tf.Tensor, num_labels: int, task_kind: str) ->
     if task_kind == MULTI_LABEL:
         return tf.zeros([batch_size, num_labels], tf.int32)
     return tf.zeros([batch_size], tf.int32)
+
+
+# ------------------------------------------------------------------ token classification
+
+
+@dataclasses.dataclass
+class TokenClassifierOutputs:
+    """What `token_classifier_head` returns.
+
+    Attributes:
+      loss: the scalar training loss.
+      per_example_loss: `[batch_size]`, each window's mean loss over its labelled words
+        (its negative log-likelihood with a CRF); 0 for a window without labelled words.
+      logits: float32 `[batch_size, seq_length, num_labels]`.
+      probabilities: `[batch_size, seq_length, num_labels]`, softmax of the logits.
+      tag_ids: int32 `[batch_size, seq_length]`, the decoded tag of each labelled position
+        (argmax, or Viterbi with a CRF or constraints), 0 elsewhere.
+    """
+
+    loss: tf.Tensor
+    per_example_loss: tf.Tensor
+    logits: tf.Tensor
+    probabilities: tf.Tensor
+    tag_ids: tf.Tensor
+
+
+def token_classifier_head(
+    sequence_output: tf.Tensor,
+    label_ids: tf.Tensor,
+    label_mask: tf.Tensor,
+    num_labels: int,
+    is_training: bool,
+    dropout_prob: float,
+    use_crf: bool = False,
+    constraints: ner_tags.TagConstraints | None = None,
+) -> TokenClassifierOutputs:
+    """One dense layer per position (`output_weights` `[num_labels, hidden_size]`,
+    `output_bias` `[num_labels]`), optionally a linear-chain CRF (`crf/transitions`).
+
+    Only the positions of `label_mask` (the first piece of each word) take part: the
+    softmax loss averages over them, the CRF chains them; other pieces, [CLS], [SEP] and
+    padding weigh nothing (there is no "X" label).
+
+    Args:
+      sequence_output: float32 `[batch_size, seq_length, hidden_size]`.
+      label_ids: int `[batch_size, seq_length]` gold tag ids (read where `label_mask` is 1).
+      label_mask: int `[batch_size, seq_length]`, 1 at the positions to tag.
+      constraints: allowed tag transitions (`ner_tags.tag_constraints`); decoding then never
+        produces an invalid sequence, with or without a CRF.
+    """
+    hidden_size = sequence_output.shape[-1]
+    output_weights = tf1.get_variable(
+        "output_weights",
+        [num_labels, hidden_size],
+        initializer=tf1.truncated_normal_initializer(stddev=0.02),
+    )
+    output_bias = tf1.get_variable("output_bias", [num_labels], initializer=tf1.zeros_initializer())
+    if use_crf:
+        transitions = crf.transition_params(num_labels)
+    with tf1.variable_scope("loss"):
+        if is_training:
+            sequence_output = modeling.dropout(sequence_output, dropout_prob)
+        logits = tf.nn.bias_add(
+            tf.einsum("bsh,nh->bsn", sequence_output, output_weights), output_bias
+        )
+        probabilities = tf.nn.softmax(logits, axis=-1)
+        label_ids = tf.cast(label_ids, tf.int32)
+        mask = tf.cast(label_mask, tf.float32)
+        if use_crf:
+            log_likelihood = crf.crf_log_likelihood(
+                logits, label_ids, label_mask, transitions, constraints
+            )
+            per_example_loss = -log_likelihood
+            loss = tf.reduce_mean(per_example_loss)
+            tag_ids, _ = crf.crf_decode(logits, label_mask, transitions, constraints)
+        else:
+            log_probs = tf.nn.log_softmax(logits, axis=-1)
+            one_hot = tf.one_hot(label_ids, depth=num_labels, dtype=tf.float32)
+            token_loss = -tf.reduce_sum(one_hot * log_probs, axis=-1) * mask
+            per_example_loss = tf.reduce_sum(token_loss, axis=-1) / tf.maximum(
+                tf.reduce_sum(mask, axis=-1), 1.0
+            )
+            loss = tf.reduce_sum(token_loss) / tf.maximum(tf.reduce_sum(mask), 1.0)
+            tag_ids = _decode_without_crf(log_probs, label_mask, num_labels, constraints)
+    return TokenClassifierOutputs(loss, per_example_loss, logits, probabilities, tag_ids)
+
+
+def _decode_without_crf(log_probs, label_mask, num_labels, constraints) -> tf.Tensor:
+    """Argmax per position; under constraints, the best valid sequence of the per-position
+    log-probabilities (Viterbi with no learnt transitions)."""
+    mask = tf.cast(label_mask, tf.int32)
+    if constraints is None:
+        return tf.argmax(log_probs, axis=-1, output_type=tf.int32) * mask
+    no_transitions = tf.zeros([num_labels, num_labels], tf.float32)
+    tag_ids, _ = crf.crf_decode(log_probs, label_mask, no_transitions, constraints)
+    return tag_ids

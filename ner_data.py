@@ -553,6 +553,7 @@ def convert_sentences_to_features(
     max_seq_length: int,
     doc_stride: int,
     use_document_context: bool = False,
+    log: bool = True,
 ) -> list[NerFeatures]:
     """Turns sentences into windows of `max_seq_length` positions: `[CLS] pieces [SEP]`.
 
@@ -561,7 +562,8 @@ def convert_sentences_to_features(
     `doc_stride` pieces after the previous one (squad_lib.compute_doc_spans). With
     `use_document_context`, a window that holds the start (end) of its sentence is filled up
     with the pieces of the sentences before (after) it in the same document, half on each side
-    when both have enough; those pieces carry no labels. Windows come in sentence order.
+    when both have enough; those pieces carry no labels. Windows come in sentence order. With
+    `log` the first windows are logged in full (a predictor's queries are not).
 
     Raises:
       ValueError: `max_seq_length` < 3, `doc_stride` < 1, or a bad `label_list`.
@@ -611,7 +613,7 @@ def convert_sentences_to_features(
                 tokenizer,
                 max_seq_length,
             )
-            if len(features) < _NUM_WINDOWS_TO_LOG:
+            if log and len(features) < _NUM_WINDOWS_TO_LOG:
                 _log_window(window, sentence)
             features.append(window)
     return features
@@ -690,3 +692,59 @@ def word_predictions(
         if None in tags:
             raise ValueError(f"sentence {index}: word {tags.index(None)} has no prediction")
     return result  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving and entities with their offsets
+
+# The inputs of an exported tagger: the encoder's three and `label_mask`, the first piece of
+# each word, which the CRF chains and the decoder tags.
+SERVING_INPUT_NAMES = ("input_ids", "input_mask", "segment_ids", "label_mask")
+
+
+def join_words(words: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
+    """A readable text of a sentence's words and each word's `(start, end)` in it: words
+    joined by a space, except between two CJK characters (Chinese data, one character per
+    word, gives back its sentence)."""
+    parts: list[str] = []
+    offsets = []
+    position = 0
+    previous_cjk = False
+    for word in words:
+        is_cjk = len(word) == 1 and tokenization.is_chinese_character(word)
+        if parts and not (is_cjk and previous_cjk):
+            parts.append(" ")
+            position += 1
+        offsets.append((position, position + len(word)))
+        parts.append(word)
+        position += len(word)
+        previous_cjk = is_cjk
+    return "".join(parts), offsets
+
+
+def entities_of(
+    text: str, offsets: Sequence[tuple[int, int]], tags: Sequence[str], scheme: str
+) -> list[dict]:
+    """The entities of one sentence's tags, read by the conlleval rules.
+
+    Args:
+      text: the sentence as the user sees it; `offsets[i]` is word i's `(start, end)` in it.
+
+    Returns:
+      Per entity: `type`, `text` (its characters in `text`), `start_word` and `end_word`
+      (word span, end exclusive) and `start` / `end` (character span, end exclusive).
+    """
+    entities = []
+    for chunk in ner_tags.get_chunks(tags, scheme):
+        start, end = offsets[chunk.start][0], offsets[chunk.end][1]
+        entities.append(
+            {
+                "type": chunk.type,
+                "text": text[start:end],
+                "start_word": chunk.start,
+                "end_word": chunk.end + 1,
+                "start": start,
+                "end": end,
+            }
+        )
+    return entities

@@ -21,6 +21,7 @@ does not ship its vocab, so pass `vocab_file` and `do_lower_case`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -30,6 +31,7 @@ import tensorflow as tf
 
 import classifier_data
 import export
+import ner_data
 import squad_lib
 import tokenization
 
@@ -283,6 +285,92 @@ class SquadPredictor(Predictor):
         ]
 
 
+class NerPredictor(Predictor):
+    """A SavedModel of `run_ner.py` (`--export_dir`) finding the entities of raw texts.
+
+    A text is split into words by BERT's basic rules (whitespace, punctuation, and every
+    Chinese character a word of its own), each word tokenized as run_ner.py tokenizes its
+    data, long texts read in windows, and the tags read back into entities:
+
+      NerPredictor("/tmp/ner_export").predict(["Jim Henson was a puppeteer", "张三在北京工作"])
+      # [[{"type": "PER", "text": "Jim Henson", "start": 0, "end": 10, ...}], [...]]
+    """
+
+    def __init__(self, export_dir: str):
+        super().__init__(export_dir)
+        if self.metadata.get("task") != "ner":
+            raise ValueError(
+                f"{self.export_path}: its {export.METADATA_FILE} does not describe a run_ner.py "
+                "export"
+            )
+        self.label_list = list(self.metadata["labels"])
+        self.scheme = self.metadata["tag_scheme"]
+        self.doc_stride = int(self.metadata["doc_stride"])
+
+    def tag(self, texts: Sequence[str], batch_size: int = 32) -> list[list[tuple[str, str]]]:
+        """Per text, its `(word, tag)` pairs."""
+        words_of = [self._words(text) for text in _checked_strings(texts)]
+        tags_of = self._tags([[word for word, _, _ in words] for words in words_of], batch_size)
+        return [
+            [(word, tag) for (word, _, _), tag in zip(words, tags, strict=True)]
+            for words, tags in zip(words_of, tags_of, strict=True)
+        ]
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[list[dict]]:
+        """Per text, its entities: `type`, `text`, `start` / `end` (character offsets in the
+        text, end exclusive) and `start_word` / `end_word` (word span)."""
+        words_of = [self._words(text) for text in _checked_strings(texts)]
+        tags_of = self._tags([[word for word, _, _ in words] for words in words_of], batch_size)
+        return [
+            ner_data.entities_of(
+                text, [(start, end) for _, start, end in words], tags, self.scheme
+            )
+            for text, words, tags in zip(texts, words_of, tags_of, strict=True)
+        ]
+
+    @staticmethod
+    def _words(text: str) -> list[tuple[str, int, int]]:
+        return tokenization.words_with_offsets(text)
+
+    def _tags(self, words_of: Sequence[list[str]], batch_size: int) -> list[list[str]]:
+        """The predicted tag of every word of each text (no tags for a text of no words)."""
+        sentences = [
+            ner_data.NerSentence(words, None, index, "<input>", [1] * len(words))
+            for index, words in enumerate(words_of)
+            if words
+        ]
+        tags_of: list[list[str]] = [[] for _ in words_of]
+        if not sentences:
+            return tags_of
+        features = ner_data.convert_sentences_to_features(
+            sentences,
+            self.label_list,
+            self.scheme,
+            self.tokenizer,
+            self.max_seq_length,
+            self.doc_stride,
+            log=False,
+        )
+        inputs = {
+            name: np.array([getattr(f, name) for f in features], np.int32)
+            for name in ner_data.SERVING_INPUT_NAMES
+        }
+        tag_ids = self.run(inputs, batch_size)["tag_ids"]
+        for sentence, tags in zip(
+            sentences,
+            ner_data.word_predictions(features, tag_ids, sentences, self.label_list),
+            strict=True,
+        ):
+            tags_of[sentence.document] = tags
+        return tags_of
+
+
+def _checked_strings(texts: Sequence[str]) -> Sequence[str]:
+    if isinstance(texts, str) or not all(isinstance(text, str) for text in texts):
+        raise TypeError("predict takes a list of str")
+    return texts
+
+
 def _checked_texts(texts: Sequence[TextOrPair]) -> Sequence[TextOrPair]:
     if isinstance(texts, str):
         raise TypeError("predict takes a list of texts (or of (text_a, text_b) pairs), not a str")
@@ -337,19 +425,40 @@ def classify_lines(predictor: ClassifierPredictor, lines: Iterable[str], out=Non
     return count
 
 
+def tag_lines(predictor: NerPredictor, lines: Iterable[str], out=None) -> int:
+    """Prints, for each non-blank line, one JSON line of its entities; returns the count."""
+    out = out or sys.stdout
+    count = 0
+    for line in lines:
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            continue
+        entities = predictor.predict([text], batch_size=1)[0]
+        record = {"text": text, "entities": entities}
+        print(json.dumps(record, ensure_ascii=False), file=out, flush=True)
+        count += 1
+    return count
+
+
 def main(argv: list[str]) -> None:
     from absl import flags
 
     del argv
-    predictor = ClassifierPredictor(flags.FLAGS.export_dir)
-    classify_lines(predictor, sys.stdin)
+    export_dir = flags.FLAGS.export_dir
+    metadata = export.read_export_metadata(export.resolve_saved_model_dir(export_dir))
+    if metadata.get("task") == "ner":
+        tag_lines(NerPredictor(export_dir), sys.stdin)
+    else:
+        classify_lines(ClassifierPredictor(export_dir), sys.stdin)
 
 
 if __name__ == "__main__":
     from absl import app, flags
 
     flags.DEFINE_string(
-        "export_dir", None, "A run_classifier.py export, or the --export_dir holding them."
+        "export_dir",
+        None,
+        "A run_classifier.py or run_ner.py export, or the --export_dir holding them.",
     )
     flags.mark_flag_as_required("export_dir")
     app.run(main)

@@ -239,6 +239,11 @@ def _is_chinese_char(code_point: int) -> bool:
     return any(first <= code_point <= last for first, last in _CJK_RANGES)
 
 
+def is_chinese_character(char: str) -> bool:
+    """Whether the character `char` is a CJK ideograph (a word of its own to BERT)."""
+    return _is_chinese_char(ord(char))
+
+
 class _LazyTable(dict):
     """A dict that computes a missing key's value once, with `compute`, and keeps it."""
 
@@ -352,6 +357,35 @@ class BasicTokenizer:
         # The inner split mirrors the original's last whitespace split of its output; it
         # matters only if case mapping or decomposition ever produced whitespace.
         return tuple(token for piece in _split_on_punctuation(chunk) for token in piece.split())
+
+
+def words_with_offsets(text: str) -> list[tuple[str, int, int]]:
+    """The words of raw `text` by BasicTokenizer's rules, each with its span in `text`.
+
+    Whitespace separates words; every punctuation mark and every CJK ideograph is a word of
+    its own (so Chinese is split per character). Characters that cleaning drops (control
+    characters, NUL, U+FFFD) stay inside the span of the word around them. Returns
+    `(word, start, end)` with `text[start:end] == word`, in order; casing is left as it is.
+    """
+    words = []
+    start = None
+    for index, char in enumerate(text):
+        if _is_whitespace(char):
+            alone = False
+        elif _is_punctuation(char) or _is_chinese_char(ord(char)):
+            alone = True
+        else:
+            if start is None:
+                start = index
+            continue
+        if start is not None:
+            words.append((text[start:index], start, index))
+            start = None
+        if alone:
+            words.append((char, index, index + 1))
+    if start is not None:
+        words.append((text[start:], start, len(text)))
+    return words
 
 
 class WordpieceTokenizer:
