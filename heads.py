@@ -48,13 +48,7 @@ def classifier_head(
       probabilities [batch_size, num_labels])`; for regression "probabilities" holds the
       predicted value.
     """
-    hidden_size = pooled_output.shape[-1]
-    output_weights = tf1.get_variable(
-        "output_weights",
-        [num_labels, hidden_size],
-        initializer=tf1.truncated_normal_initializer(stddev=0.02),
-    )
-    output_bias = tf1.get_variable("output_bias", [num_labels], initializer=tf1.zeros_initializer())
+    output_weights, output_bias = _output_layer(num_labels, pooled_output.shape[-1])
     with tf1.variable_scope("loss"):
         if is_training:
             pooled_output = modeling.dropout(pooled_output, dropout_prob)
@@ -79,6 +73,18 @@ def classifier_head(
             per_example_loss = -tf.reduce_sum(one_hot * log_probs, axis=-1)
         loss = tf.reduce_mean(per_example_loss)
     return loss, per_example_loss, logits, probabilities
+
+
+def _output_layer(num_labels: int, hidden_size: int) -> tuple[tf.Variable, tf.Variable]:
+    """`output_weights` `[num_labels, hidden_size]` and `output_bias` `[num_labels]`, with
+    the original's initializers."""
+    output_weights = tf1.get_variable(
+        "output_weights",
+        [num_labels, hidden_size],
+        initializer=tf1.truncated_normal_initializer(stddev=0.02),
+    )
+    output_bias = tf1.get_variable("output_bias", [num_labels], initializer=tf1.zeros_initializer())
+    return output_weights, output_bias
 
 
 def classification_metrics(per_example_loss, label_ids, logits, is_real_example):
@@ -195,13 +201,7 @@ def token_classifier_head(
       constraints: allowed tag transitions (`ner_tags.tag_constraints`); decoding then never
         produces an invalid sequence, with or without a CRF.
     """
-    hidden_size = sequence_output.shape[-1]
-    output_weights = tf1.get_variable(
-        "output_weights",
-        [num_labels, hidden_size],
-        initializer=tf1.truncated_normal_initializer(stddev=0.02),
-    )
-    output_bias = tf1.get_variable("output_bias", [num_labels], initializer=tf1.zeros_initializer())
+    output_weights, output_bias = _output_layer(num_labels, sequence_output.shape[-1])
     if use_crf:
         transitions = crf.transition_params(num_labels)
     with tf1.variable_scope("loss"):
