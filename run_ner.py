@@ -170,18 +170,13 @@ def model_fn_builder(
             )
             return Spec(mode=mode, loss=outputs.loss, train_op=train_op, scaffold_fn=scaffold_fn)
         if mode == tf.estimator.ModeKeys.EVAL:
+            # The entity scores and token accuracy need whole sentences: score_fn_for
+            # computes them from a predict pass.
             is_real = tf.cast(features["is_real_example"], tf.float32)
-            metric_inputs = [
-                outputs.per_example_loss,
-                label_ids,
-                outputs.tag_ids,
-                features["prediction_mask"],
-                is_real,
-            ]
             return Spec(
                 mode=mode,
                 loss=outputs.loss,
-                eval_metrics=(tagging_metrics, metric_inputs),
+                eval_metrics=(loss_metric, [outputs.per_example_loss, is_real]),
                 scaffold_fn=scaffold_fn,
             )
         served = {"tag_ids": outputs.tag_ids, "probabilities": outputs.probabilities}
@@ -195,16 +190,9 @@ def model_fn_builder(
     return model_fn
 
 
-def tagging_metrics(per_example_loss, label_ids, tag_ids, prediction_mask, is_real_example):
-    """eval_loss over the real windows and token_accuracy over the words they own (the
-    entity scores need whole sentences and come from a predict pass)."""
-    word_weights = tf.cast(prediction_mask, tf.float32) * is_real_example[:, tf.newaxis]
-    return {
-        "eval_loss": tf1.metrics.mean(values=per_example_loss, weights=is_real_example),
-        "eval_token_accuracy": tf1.metrics.accuracy(
-            labels=label_ids, predictions=tag_ids, weights=word_weights
-        ),
-    }
+def loss_metric(per_example_loss, is_real_example):
+    """eval_loss over the real windows."""
+    return {"eval_loss": tf1.metrics.mean(values=per_example_loss, weights=is_real_example)}
 
 
 # ------------------------------------------------------------------------------ the data

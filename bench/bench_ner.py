@@ -61,8 +61,10 @@ def seconds_of(line: str) -> float | None:
 def phase_seconds(log: list[str], start_marker: str, end_marker: str) -> float:
     """Wall time between the first line holding `start_marker` and the last line holding
     `end_marker` after it, from absl's timestamps."""
-    start = next(i for i, line in enumerate(log) if start_marker in line)
-    end = max(i for i, line in enumerate(log) if end_marker in line and i > start)
+    stamped = [line for line in log if STAMP.match(line)]
+    start = next(i for i, line in enumerate(stamped) if start_marker in line)
+    end = max(i for i, line in enumerate(stamped) if end_marker in line and i > start)
+    log = stamped
     stamps = [seconds_of(log[i]) for i in (start, end)]
     return stamps[1] - stamps[0]
 
@@ -112,6 +114,8 @@ def run(data: str, head: str, args, model_dir: str) -> dict:
         raise SystemExit(f"run_ner.py failed:\n{completed.stderr[-4000:]}")
     total = time.time() - started
     log = completed.stderr.splitlines()
+    with open(output_dir + ".log", "w", encoding="utf-8") as f:
+        f.write(completed.stderr)
     results = {}
     with open(os.path.join(output_dir, "eval_results.txt"), encoding="utf-8") as f:
         for line in f:
@@ -126,7 +130,7 @@ def run(data: str, head: str, args, model_dir: str) -> dict:
         "entity_f1": results["entity_f1"],
         "entity_precision": results["entity_precision"],
         "entity_recall": results["entity_recall"],
-        "token_accuracy": results["eval_token_accuracy"],
+        "token_accuracy": results["token_accuracy"],
         "train_windows": train_windows,
         "predict_windows": predict_windows,
         "train_examples_per_sec": train_windows * args.epochs / train_seconds,

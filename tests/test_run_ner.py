@@ -169,7 +169,7 @@ def test_english_tagger_learns_entities_and_export_and_predictor_agree(tmp_path)
     results = read_eval_results(out / "eval_results.txt")
     assert results["entity_f1"] >= 0.9
     assert 0.9 <= results["PER_f1"] <= 1.0 and 0.9 <= results["LOC_f1"] <= 1.0
-    assert results["eval_token_accuracy"] >= 0.95
+    assert results["token_accuracy"] >= 0.95
 
     # test_predictions.txt: the test file line for line, with a predicted column; every
     # word of the long (windowed) sentences gets exactly one tag.
