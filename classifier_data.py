@@ -1060,6 +1060,7 @@ def convert_single_example(
     if isinstance(example, PaddingInputExample):
         return _padding_features(max_seq_length, len(label_list), task_kind)
 
+    tokenization.require_tokens(tokenizer, tokenization.FEATURE_TOKENS, "the classifier's inputs")
     tokens_a = tokenizer.tokenize(example.text_a)
     tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
     if tokens_b:

@@ -804,6 +804,8 @@ def main(argv: Sequence[str], flag_values: flags.FlagValues = FLAGS) -> None:
         vocab_file=config.vocab_file, do_lower_case=config.do_lower_case,
         spm_model_file=config.spm_model_file)
     tokenizer = tokenization.create_tokenizer(**tokenizer_config)
+    tokenization.require_tokens(
+        tokenizer, tokenization.PRETRAINING_TOKENS, "masked-LM training data")
     if config.do_whole_word_mask and not VocabIds.from_vocab(tokenizer.vocab).subword_ids:
         logging.warning(
             "--do_whole_word_mask finds words by their '##' pieces, and this vocab has none: "

@@ -178,6 +178,7 @@ def convert_examples_to_features(
     sequence to `seq_length - 2`."""
     if seq_length < 3:
         raise ValueError(f"--max_seq_length must be at least 3 ([CLS] a [SEP]), got {seq_length}")
+    tokenization.require_tokens(tokenizer, tokenization.FEATURE_TOKENS, "the model's inputs")
     features = []
     for example in examples:
         tokens_a = tokenizer.tokenize(example.text_a)

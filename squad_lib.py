@@ -509,6 +509,7 @@ def iter_features(
         )
     if doc_stride < 1:
         raise ValueError(f"doc_stride must be positive, got {doc_stride}")
+    tokenization.require_tokens(tokenizer, tokenization.FEATURE_TOKENS, "SQuAD's inputs")
     unique_id = FIRST_UNIQUE_ID
     for example_index, example in enumerate(examples):
         query_tokens = tokenizer.tokenize(example.question_text)[:max_query_length]
