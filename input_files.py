@@ -35,13 +35,14 @@ class InputFileError(ValueError):
     """A file that cannot be read as what it should be; the message names the file."""
 
 
-def define_input_encoding_flag() -> None:
+def define_input_encoding_flag(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Defines --input_encoding, shared by every script that reads the user's text data."""
     flags.DEFINE_string(
         ENCODING_FLAG,
         DEFAULT_ENCODING,
         "Encoding of the input text files (data, not the vocab): e.g. gbk for Chinese CSV "
         "files saved by Excel. A UTF-8 byte-order mark is dropped.",
+        flag_values=flag_values,
     )
 
 
