@@ -24,6 +24,7 @@ import classifier_data
 import classifier_metrics
 import estimator_builder
 import export
+import input_files
 import modeling
 import predictor
 import tfrecord_io
@@ -49,6 +50,7 @@ MULTI_LABEL = classifier_data.MULTI_LABEL
 
 def define_flags() -> None:
     estimator_builder.define_fine_tuning_flags(max_seq_length=128)
+    input_files.define_input_encoding_flag()
     flags.DEFINE_string(
         "data_dir", None, "The input data dir, holding the .tsv (or other) files of the task."
     )
@@ -334,6 +336,13 @@ def placeholder_labels(input_ids: tf.Tensor, num_labels: int, task_kind: str) ->
 
 
 def make_processor() -> DataProcessor:
+    """The processor chosen by the flags, reading its files in --input_encoding."""
+    processor = _processor_from_flags()
+    processor.input_encoding = input_files.check_encoding(FLAGS.input_encoding)
+    return processor
+
+
+def _processor_from_flags() -> DataProcessor:
     """The processor chosen by --processor, --task_name=generic or a built-in --task_name."""
     if FLAGS.processor:
         return classifier_data.load_processor(FLAGS.processor, flag_name="processor")
@@ -584,10 +593,10 @@ def main(_) -> None:
         )
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    estimator_builder.check_model_flags(bert_config)
     tokenizer = tokenization.create_tokenizer(
         FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
     )
+    estimator_builder.check_model_flags(bert_config, tokenizer)
     run_options = estimator_builder.run_options_from_flags()
 
     def make_model_fn(num_labels, task_kind, num_train_steps, num_warmup_steps):

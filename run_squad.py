@@ -19,6 +19,7 @@ from absl import app, flags
 
 import estimator_builder
 import export
+import input_files
 import modeling
 import squad_evaluate
 import squad_lib
@@ -31,6 +32,7 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     estimator_builder.define_fine_tuning_flags(max_seq_length=384)
+    input_files.define_input_encoding_flag()
     flags.DEFINE_string("train_file", None, "SQuAD json for training. E.g., train-v1.1.json")
     flags.DEFINE_string(
         "predict_file", None, "SQuAD json for predictions. E.g., dev-v1.1.json or test-v1.1.json"
@@ -292,11 +294,12 @@ def main(_) -> None:
     check_flags()
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    estimator_builder.check_model_flags(bert_config)
-    tf.io.gfile.makedirs(FLAGS.output_dir)
     tokenizer = tokenization.create_tokenizer(
         FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
     )
+    estimator_builder.check_model_flags(bert_config, tokenizer)
+    input_encoding = input_files.check_encoding(FLAGS.input_encoding)
+    tf.io.gfile.makedirs(FLAGS.output_dir)
 
     train_examples = []
     num_train_steps, num_warmup_steps = 1, 0
@@ -305,6 +308,7 @@ def main(_) -> None:
             FLAGS.train_file,
             is_training=True,
             version_2_with_negative=FLAGS.version_2_with_negative,
+            encoding=input_encoding,
         )
         # Shuffled once with a fixed seed, as the original, so the written records mix
         # questions about different paragraphs.
@@ -322,6 +326,7 @@ def main(_) -> None:
             FLAGS.predict_file,
             is_training=False,
             version_2_with_negative=FLAGS.version_2_with_negative,
+            encoding=input_encoding,
         )
 
     model_fn = model_fn_builder(
@@ -401,7 +406,7 @@ def main(_) -> None:
             verbose_logging=FLAGS.verbose_logging,
         )
         if FLAGS.do_eval:
-            dataset = squad_lib.read_squad_json(FLAGS.predict_file)
+            dataset = squad_lib.read_squad_json(FLAGS.predict_file, input_encoding)
             scores = squad_evaluate.evaluate(dataset, predictions, na_probs=null_odds or None)
             estimator_builder.write_eval_results(
                 scores, os.path.join(FLAGS.output_dir, "eval_results.txt")

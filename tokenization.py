@@ -163,8 +163,8 @@ def require_tokens(tokenizer: Tokenizer, tokens: Iterable[str], needed_for: str)
     missing = [token for token in tokens if token not in tokenizer.vocab]
     if missing:
         raise MissingTokenError(
-            f"{tokenizer.source_file} has no {', '.join(missing)} token, which {needed_for} "
-            "needs; is it the vocab of a BERT model?"
+            f"{tokenizer.source_file} has no {', '.join(missing)} token, needed for "
+            f"{needed_for}; is it the vocab of a BERT model?"
         )
 
 
@@ -418,7 +418,7 @@ class FullTokenizer:
             return convert_by_vocab(self.vocab, tokens)
         except KeyError as error:
             if error.args and error.args[0] == self.wordpiece_tokenizer.unk_token:
-                require_tokens(self, [UNK_TOKEN], "a word that has no pieces in the vocab")
+                require_tokens(self, [UNK_TOKEN], "words that have no pieces in the vocab")
             raise
 
     def convert_ids_to_tokens(self, ids: Iterable[int]) -> list[str]:

@@ -397,7 +397,7 @@ def test_vocab_without_special_tokens_is_accepted_until_one_is_needed(tmp_path):
     with pytest.raises(tokenization.MissingTokenError) as error:
         tokenization.require_tokens(tokenizer, tokenization.PRETRAINING_TOKENS, "masking")
     message = str(error.value)
-    assert message.startswith(path + " has no [SEP], [MASK] token, which masking needs")
+    assert message.startswith(path + " has no [SEP], [MASK] token, needed for masking")
     assert isinstance(error.value, tokenization.InvalidVocabError)
     assert isinstance(error.value, ValueError)
 
@@ -411,7 +411,7 @@ def test_vocab_without_unk_fails_only_for_a_word_without_pieces(tmp_path):
     assert tokens == ["hello", "[UNK]"]
     with pytest.raises(tokenization.MissingTokenError) as error:
         tokenizer.convert_tokens_to_ids(tokens)
-    assert str(error.value).startswith(f"{path} has no [UNK] token, which a word that has no")
+    assert str(error.value).startswith(f"{path} has no [UNK] token, needed for words that")
     assert isinstance(error.value, KeyError)  # what the original raised
     with pytest.raises(KeyError) as plain:
         tokenizer.convert_tokens_to_ids(["absent"])
