@@ -620,6 +620,7 @@ def write_tf_checkpoint(variables: dict[str, np.ndarray], checkpoint_prefix: str
 
 def read_tf_checkpoint(checkpoint_prefix: str) -> dict[str, np.ndarray]:
     """Reads every variable of a TF checkpoint into NumPy arrays."""
+    modeling.check_checkpoint_files_downloaded(checkpoint_prefix)
     reader = tf.train.load_checkpoint(checkpoint_prefix)
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 

@@ -381,7 +381,7 @@ def get_assignment_map_from_checkpoint(
 def check_checkpoint_fits(config: BertConfig, init_checkpoint: str) -> None:
     """Raises ValueError, before any training, when `init_checkpoint` is missing or its
     encoder variables do not have the shapes `config` gives them."""
-    _check_checkpoint_files_downloaded(init_checkpoint)
+    check_checkpoint_files_downloaded(init_checkpoint)
     try:
         tf.train.list_variables(init_checkpoint)
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as err:
@@ -393,7 +393,7 @@ def check_checkpoint_fits(config: BertConfig, init_checkpoint: str) -> None:
         get_assignment_map_from_checkpoint(tf1.trainable_variables(), init_checkpoint)
 
 
-def _check_checkpoint_files_downloaded(checkpoint_prefix: str) -> None:
+def check_checkpoint_files_downloaded(checkpoint_prefix: str) -> None:
     """Raises ValueError when a file of the checkpoint is a git-lfs pointer (a clone of a
     model repository without `git lfs pull`), which TensorFlow would only call corrupt."""
     for path in tf.io.gfile.glob(checkpoint_prefix + ".*"):

@@ -444,6 +444,10 @@ class SentencePieceTokenizer:
         self.do_lower_case = do_lower_case
         self.sp_model = sentencepiece.SentencePieceProcessor()
         model_proto = input_files.read_bytes(spm_model_file, "SentencePiece model file")
+        if input_files.is_lfs_pointer(model_proto):
+            raise InvalidVocabError(
+                input_files.lfs_pointer_message(spm_model_file, "SentencePiece model")
+            )
         try:
             self.sp_model.LoadFromSerializedProto(model_proto)
         except (RuntimeError, OSError) as error:

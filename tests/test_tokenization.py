@@ -623,3 +623,14 @@ def test_create_tokenizer_picks_by_flags(tmp_path, spm_model_file):
     assert isinstance(both, tokenization.SentencePieceTokenizer)
     with pytest.raises(ValueError, match="--vocab_file"):
         tokenization.create_tokenizer()
+
+
+def test_spm_git_lfs_pointer_is_named(tmp_path):
+    pytest.importorskip("sentencepiece")
+    pointer = tmp_path / "spiece.model"
+    pointer.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 760289\n")
+    with pytest.raises(tokenization.InvalidVocabError) as error:
+        tokenization.SentencePieceTokenizer(str(pointer))
+    assert str(error.value).startswith(
+        f"{pointer} is a git-lfs pointer file, not the SentencePiece model itself"
+    )
