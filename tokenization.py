@@ -159,7 +159,7 @@ class MissingTokenError(InvalidVocabError, KeyError):
 
 def require_tokens(tokenizer: Tokenizer, tokens: Iterable[str], needed_for: str) -> None:
     """Raises `MissingTokenError`, naming the vocab (or SentencePiece model) file and the
-    tokens, when `tokenizer`'s vocab lacks any of `tokens`, which `needed_for` needs."""
+    tokens, when `tokenizer`'s vocab lacks any of `tokens` (needed for `needed_for`)."""
     missing = [token for token in tokens if token not in tokenizer.vocab]
     if missing:
         raise MissingTokenError(
