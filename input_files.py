@@ -48,12 +48,17 @@ def define_input_encoding_flag(flag_values: flags.FlagValues = flags.FLAGS) -> N
 
 def check_encoding(encoding: str, flag_name: str = ENCODING_FLAG) -> str:
     """Returns the codec's canonical name; ValueError naming the flag if it is unknown or
-    cannot be read line by line (UTF-16 and UTF-32 split a newline over several bytes)."""
+    cannot be read line by line (UTF-16 and UTF-32 split a newline over several bytes).
+
+    utf-8-sig becomes utf-8: a UTF-8 byte-order mark is dropped anyway.
+    """
     try:
         name = codecs.lookup(encoding).name
     except LookupError:
         raise ValueError(f"--{flag_name}={encoding}: unknown encoding") from None
-    if "\n".encode(name) != b"\n":
+    if name == "utf-8-sig":
+        return DEFAULT_ENCODING
+    if not "a\n".encode(name).endswith(b"a\n"):
         raise ValueError(
             f"--{flag_name}={encoding}: not supported, the files are read line by line; "
             "convert them to UTF-8 first"

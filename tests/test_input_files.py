@@ -113,6 +113,8 @@ def test_describe_content(tmp_path):
 def test_check_encoding_names_the_flag():
     assert input_files.check_encoding("GBK") == "gbk"
     assert input_files.check_encoding("utf8") == "utf-8"
+    assert input_files.check_encoding("UTF-8-SIG") == "utf-8"
+    assert input_files.check_encoding("gb18030") == "gb18030"
     with pytest.raises(ValueError, match="--input_encoding=klingon: unknown encoding"):
         input_files.check_encoding("klingon")
     with pytest.raises(ValueError, match="--input_encoding=utf-16: not supported"):
