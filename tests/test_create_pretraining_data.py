@@ -590,10 +590,14 @@ def test_vocab_without_mask_is_refused_naming_the_file_and_token(tmp_path, corpu
     input_file, _, output_dir = corpus
     vocab_file = tmp_path / "no_mask_vocab.txt"
     vocab_file.write_text("\n".join(t for t in VOCAB if t != "[MASK]") + "\n", "utf-8")
+    (output_dir / "o.tfrecord").write_bytes(b"previous run")
     with pytest.raises(tokenization.MissingTokenError) as error:
-        run_main(input_file=input_file, vocab_file=vocab_file, output_file=output_dir / "o")
+        run_main(
+            input_file=input_file, vocab_file=vocab_file, output_file=output_dir / "o.tfrecord"
+        )
     assert str(error.value).startswith(f"{vocab_file} has no [MASK] token")
-    assert os.listdir(output_dir) == []
+    assert os.listdir(output_dir) == ["o.tfrecord"]
+    assert (output_dir / "o.tfrecord").read_bytes() == b"previous run"
 
 
 # --------------------------------------------------------------------------------------------

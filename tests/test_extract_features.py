@@ -333,6 +333,7 @@ def test_vocab_larger_than_the_config_is_rejected_naming_both(tiny_bert, tmp_pat
     other_config = tmp_path / "other_bert_config.json"
     other_config.write_text(json.dumps(config))
     output_file = tmp_path / "features.jsonl"
+    output_file.write_text("earlier run\n")
     result = run_script(
         "extract_features.py",
         dict(flags, bert_config_file=other_config, output_file=output_file, layers="-1"),
@@ -342,4 +343,4 @@ def test_vocab_larger_than_the_config_is_rejected_naming_both(tiny_bert, tmp_pat
         f"{flags['vocab_file']} holds {len(vocab)} tokens but {other_config} has "
         f"vocab_size={len(vocab) - 1}: the vocab and the config come from different models"
     ) in result.stdout
-    assert not output_file.exists()
+    assert output_file.read_text() == "earlier run\n"

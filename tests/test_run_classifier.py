@@ -454,12 +454,15 @@ def test_vocab_larger_than_the_config_is_rejected_naming_both(tmp_path, small_cs
     smaller = tmp_path / "other_bert_config.json"
     config = json.loads(Path(model["bert_config_file"]).read_text())
     smaller.write_text(json.dumps(dict(config, vocab_size=num_tokens - 5)))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "test_results.tsv").write_text("earlier run\n")
     output = failing_run(dict(model, bert_config_file=str(smaller)), small_csv_task, tmp_path)
     assert (
         f"{model['vocab_file']} holds {num_tokens} tokens but {smaller} has "
         f"vocab_size={num_tokens - 5}: the vocab and the config come from different models"
     ) in output
-    assert not (tmp_path / "out" / "train.tf_record").exists()
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["test_results.tsv"]
+    assert (tmp_path / "out" / "test_results.tsv").read_text() == "earlier run\n"
 
 
 def test_vocab_without_sep_is_named_where_features_are_built(tmp_path, small_csv_task):

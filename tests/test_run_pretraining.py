@@ -189,11 +189,15 @@ def test_text_corpus_given_as_records_is_named_before_training(pretraining_data,
     corpus.write_text("北京是中国的首都。\nThe second line.\n", encoding="utf-8")
     flags = pretraining_flags(pretraining_data, tmp_path / "m", do_train=True, num_train_steps=2)
     flags["input_file"] = f"{data}/*.tfrecord,{corpus}"
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "eval_results.txt").write_text("earlier run\n")
     result = run_script("run_pretraining.py", flags, expect_failure=True)
     assert (
         f"{corpus} is not a TFRecord file: it is a text file starting with '北京是中国的首都。'"
     ) in result.stdout
-    assert not list((tmp_path / "m").glob("model.ckpt-*")), "training must not start"
+    assert sorted(path.name for path in (tmp_path / "m").iterdir()) == ["eval_results.txt"]
+    assert (tmp_path / "m" / "eval_results.txt").read_text() == "earlier run\n"
+    assert corpus.read_text(encoding="utf-8").startswith("北京")
 
 
 ENCODER_CHECK = """
