@@ -33,13 +33,14 @@ import os
 import re
 import sys
 import types
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import tensorflow.compat.v1 as tf
 
 import classifier_metrics
 import encoder_inputs
+import input_files
 import tfrecord_io
 import tokenization
 
@@ -138,23 +139,16 @@ def pad_examples_to_batch_multiple(examples: Sequence[Any], batch_size: int) -> 
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_text(path: str) -> str:
-    """The whole file as text (UTF-8, an optional byte-order mark dropped); gs:// works too."""
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"Data file not found: {path}")
-    with tf.io.gfile.GFile(path, "rb") as reader:
-        data = reader.read()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise DataFormatError(
-            f"{_location(path, line)}: not valid UTF-8 ({error.reason} at byte {error.start})"
-        ) from None
+def _read_text(path: str, encoding: str) -> str:
+    """The whole file as text (a UTF-8 byte-order mark dropped); gs:// works too."""
+    return input_files.read_text(path, encoding, what="Data file", error_type=DataFormatError)
 
 
 def read_delimited_rows(
-    path: str, delimiter: str = "\t", quotechar: str | None = None
+    path: str,
+    delimiter: str = "\t",
+    quotechar: str | None = None,
+    encoding: str = input_files.DEFAULT_ENCODING,
 ) -> list[tuple[int, list[str]]]:
     """Every row of a delimited text file, with the 1-based line on which it starts.
 
@@ -162,7 +156,7 @@ def read_delimited_rows(
     unbalanced quotes in their sentences). A blank line is a row with no fields.
     """
     reader = csv.reader(
-        io.StringIO(_read_text(path), newline=""),
+        io.StringIO(_read_text(path, encoding), newline=""),
         delimiter=delimiter,
         quotechar=quotechar,
         quoting=csv.QUOTE_MINIMAL if quotechar else csv.QUOTE_NONE,
@@ -191,6 +185,21 @@ def _wrong_width_error(path: str, line: int, fields: list[str], width: int, what
 # ---------------------------------------------------------------------------------------------
 
 
+class _class_or_instance_method:  # noqa: N801 (used like @classmethod)
+    """Binds a method to the instance it is called on, or to the class when called on one.
+
+    The original's `DataProcessor._read_tsv` is a classmethod, and users' processors call
+    it either way; bound to an instance it sees that processor's `input_encoding`.
+    """
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        self.__doc__ = function.__doc__
+
+    def __get__(self, instance: Any, owner: type) -> Callable[..., Any]:
+        return types.MethodType(self.function, owner if instance is None else instance)
+
+
 class DataProcessor:
     """Base class of the readers of sequence classification data sets.
 
@@ -200,6 +209,8 @@ class DataProcessor:
 
     task_kind: str = CLASSIFICATION
     metric_name: str = classifier_metrics.ACCURACY
+    # The encoding of the data files (scripts set it from --input_encoding).
+    input_encoding: str = input_files.DEFAULT_ENCODING
 
     def get_train_examples(self, data_dir: str) -> list[InputExample]:
         """The `InputExample`s of the training set."""
@@ -217,10 +228,11 @@ class DataProcessor:
         """The class names; index i is class id i. Empty for regression."""
         raise NotImplementedError(f"{type(self).__name__} does not define its labels")
 
-    @classmethod
-    def _read_tsv(cls, input_file: str, quotechar: str | None = None) -> list[list[str]]:
+    @_class_or_instance_method
+    def _read_tsv(self, input_file: str, quotechar: str | None = None) -> list[list[str]]:
         """The rows of a tab-separated file as lists of fields (blank lines as [])."""
-        return [fields for _, fields in read_delimited_rows(input_file, "\t", quotechar)]
+        rows = read_delimited_rows(input_file, "\t", quotechar, self.input_encoding)
+        return [fields for _, fields in rows]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,7 +293,7 @@ class TsvTaskProcessor(DataProcessor):
 
     def _read_split(self, data_dir: str, layout: TsvLayout) -> list[InputExample]:
         path = os.path.join(data_dir, layout.file_name)
-        rows = read_delimited_rows(path)
+        rows = read_delimited_rows(path, encoding=self.input_encoding)
         if layout.has_header:
             width = len(rows[0][1]) if rows else 0
             width_source = "as many as the header"
@@ -451,7 +463,7 @@ class XnliProcessor(DataProcessor):
     def get_train_examples(self, data_dir: str) -> list[InputExample]:
         path = os.path.join(data_dir, "multinli", f"multinli.train.{self.language}.tsv")
         examples = []
-        for position, line, fields in _data_rows_after_header(path):
+        for position, line, fields in _data_rows_after_header(path, self.input_encoding):
             label = "contradiction" if fields[2] == "contradictory" else fields[2]
             examples.append(
                 InputExample(
@@ -473,7 +485,7 @@ class XnliProcessor(DataProcessor):
             InputExample(
                 f"{guid_prefix}-{position}", fields[6], fields[7], fields[1], _location(path, line)
             )
-            for position, line, fields in _data_rows_after_header(path)
+            for position, line, fields in _data_rows_after_header(path, self.input_encoding)
             if fields[0] == self.language
         ]
         if not examples:
@@ -481,10 +493,10 @@ class XnliProcessor(DataProcessor):
         return examples
 
 
-def _data_rows_after_header(path: str) -> list[tuple[int, int, list[str]]]:
+def _data_rows_after_header(path: str, encoding: str) -> list[tuple[int, int, list[str]]]:
     """(position in file, line, fields) of the non-blank rows after a header, each checked to
     have as many fields as the header."""
-    rows = read_delimited_rows(path)
+    rows = read_delimited_rows(path, encoding=encoding)
     if not rows:
         raise DataFormatError(f"{path}: is empty")
     width = len(rows[0][1])
@@ -715,7 +727,7 @@ class GenericProcessor(DataProcessor):
         if split == "test":
             wanted["label"] = None
         if file_format == "jsonl":
-            records = _read_json_lines(path)
+            records = _read_json_lines(path, self.input_encoding)
             columns = _json_keys(path, wanted)
         else:
             records, columns = self._read_table(path, file_format, wanted)
@@ -734,7 +746,9 @@ class GenericProcessor(DataProcessor):
         delimiter = self.delimiter or _DEFAULT_DELIMITERS[file_format]
         rows = [
             _Record(line, fields)
-            for line, fields in read_delimited_rows(path, delimiter, _QUOTE_CHARS[file_format])
+            for line, fields in read_delimited_rows(
+                path, delimiter, _QUOTE_CHARS[file_format], self.input_encoding
+            )
             if fields
         ]
         if not rows:
@@ -807,10 +821,10 @@ def _format_from_extension(path: str) -> str:
     return extension
 
 
-def _read_json_lines(path: str) -> list[_Record]:
+def _read_json_lines(path: str, encoding: str) -> list[_Record]:
     """One record per non-blank line, each a JSON object."""
     records = []
-    for line, text in enumerate(_read_text(path).split("\n"), start=1):
+    for line, text in enumerate(_read_text(path, encoding).split("\n"), start=1):
         if not text.strip():
             continue
         try:
@@ -1038,6 +1052,7 @@ def convert_single_example(
     if isinstance(example, PaddingInputExample):
         return _padding_features(max_seq_length, len(label_list), task_kind)
 
+    tokenization.require_tokens(tokenizer, tokenization.FEATURE_TOKENS, "the classifier's inputs")
     inputs = encoder_inputs.text_inputs(example.text_a, example.text_b, max_seq_length, tokenizer)
     tokens, input_ids = inputs.tokens, inputs.input_ids
     input_mask, segment_ids = inputs.input_mask, inputs.segment_ids

@@ -25,6 +25,7 @@ import estimator_builder
 import export
 import finetuning
 import heads
+import input_files
 import modeling
 import tfrecord_io
 import tokenization
@@ -42,6 +43,7 @@ ClassifierModelFnFactory = Callable[[int, str, int, int], estimator_builder.Mode
 def define_flags() -> None:
     """run_classifier.py's flags (the original's, then ours); the Hub script shares them."""
     estimator_builder.define_fine_tuning_flags(max_seq_length=128)
+    input_files.define_input_encoding_flag()
     flags.DEFINE_string(
         "data_dir", None, "The input data dir, holding the .tsv (or other) files of the task."
     )
@@ -125,7 +127,14 @@ def _define_generic_data_flags() -> None:
 
 
 def processor_from_flags(flag_values) -> classifier_data.DataProcessor:
-    """The processor chosen by --processor, --task_name=generic or a built-in --task_name."""
+    """The processor chosen by the flags, reading its files in --input_encoding."""
+    processor = _chosen_processor(flag_values)
+    processor.input_encoding = input_files.check_encoding(flag_values.input_encoding)
+    return processor
+
+
+def _chosen_processor(flag_values) -> classifier_data.DataProcessor:
+    """The processor of --processor, --task_name=generic or a built-in --task_name."""
     if flag_values.processor:
         return classifier_data.load_processor(flag_values.processor, flag_name="processor")
     if not flag_values.task_name:

@@ -38,7 +38,9 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import atomic_files
+import input_files
 import modeling
+import tokenization
 
 tf1 = tf.compat.v1
 
@@ -522,9 +524,9 @@ def hf_config_from_bert(config: modeling.BertConfig, architecture: str) -> dict:
 
 
 def _read_json_object(path: str) -> dict:
+    text = input_files.read_text(path, what="Config file", hint="JSON files are UTF-8")
     try:
-        with open(path, encoding="utf-8") as reader:
-            values = json.load(reader)
+        values = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from err
     if not isinstance(values, dict):
@@ -558,6 +560,9 @@ def _read_bfloat16_tensors(path: str, names: list[str]) -> dict[str, np.ndarray]
 
 def _read_one_safetensors_file(path: str) -> dict[str, np.ndarray]:
     from safetensors import safe_open
+
+    # A git-lfs pointer would otherwise be reported as a header too large or invalid.
+    input_files.check_not_lfs_pointer(path, "safetensors weights file")
 
     tensors = {}
     bfloat16_names = []
@@ -613,6 +618,7 @@ def write_tf_checkpoint(variables: dict[str, np.ndarray], checkpoint_prefix: str
 
 def read_tf_checkpoint(checkpoint_prefix: str) -> dict[str, np.ndarray]:
     """Reads every variable of a TF checkpoint into NumPy arrays."""
+    modeling.check_checkpoint_files_downloaded(checkpoint_prefix)
     reader = tf.train.load_checkpoint(checkpoint_prefix)
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
@@ -640,8 +646,7 @@ def _input_file(given: str | None, input_dir: str, default_name: str, flag: str)
 
 
 def _copy_vocab(vocab_file: str, output_dir: str, vocab_size: int) -> None:
-    with open(vocab_file, encoding="utf-8") as reader:
-        entries = sum(1 for _ in reader)
+    entries = max(tokenization.load_vocab(vocab_file).values()) + 1  # lines, as ids count them
     if entries != vocab_size:
         logging.warning(
             "%s has %d entries but the model has %d word embeddings",

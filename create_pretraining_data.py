@@ -33,6 +33,8 @@ from typing import NamedTuple
 import tensorflow as tf
 from absl import app, flags, logging
 
+# Named so here because `input_files` is this script's name for its list of input paths.
+import input_files as text_files
 import tfrecord_io
 import tokenization
 
@@ -111,6 +113,7 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "random-next sentences from more documents and shuffle over more instances, but each "
         "worker holds a whole shard's serialized instances in memory: about 3.5 times the "
         "shard's text per --dupe_factor at --max_seq_length=128.", **on)
+    text_files.define_input_encoding_flag(flag_values)
     for name, check, message in _FLAG_CHECKS:
         flags.register_validator(name, check, message=message, **on)
 
@@ -221,16 +224,6 @@ def total_size(paths: Iterable[str]) -> int:
     return sum(tf.io.gfile.stat(path).length for path in paths)
 
 
-def _decode_line(raw_line: bytes, path: str, line_number: int) -> str:
-    try:
-        return raw_line.decode("utf-8")
-    except UnicodeDecodeError:
-        logging.log_first_n(
-            logging.WARNING, "%s:%d: dropping bytes that are not valid UTF-8.", 10, path,
-            line_number)
-        return raw_line.decode("utf-8", "ignore")
-
-
 def _iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
     """(line number, raw line) pairs of a file, read as the original's `GFile.readline` does.
 
@@ -244,11 +237,15 @@ def _iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
             yield line_number, raw_line
 
 
-def iter_raw_documents(input_files: Sequence[str]) -> Iterator[RawDocument]:
+def iter_raw_documents(
+    input_files: Sequence[str], encoding: str = text_files.DEFAULT_ENCODING
+) -> Iterator[RawDocument]:
     """Yields the documents of `input_files`, read in order, one blank line ending each.
 
     As in the original, a file that does not end with a blank line lets its last document run
-    on into the next file.
+    on into the next file. Unlike the original, which silently dropped bytes that were not
+    UTF-8 (all the text of a GBK file), a line that does not decode in `encoding` stops the
+    run with an `input_files.InputFileError` naming the file and line.
     """
     lines: list[str] = []
     source = ""
@@ -256,7 +253,10 @@ def iter_raw_documents(input_files: Sequence[str]) -> Iterator[RawDocument]:
     for path in input_files:
         for line_number, raw_line in _iter_lines(path):
             num_bytes += len(raw_line)
-            line = _decode_line(raw_line, path, line_number).strip()
+            if line_number == 1 and text_files.is_lfs_pointer(raw_line):
+                raise text_files.InputFileError(
+                    text_files.lfs_pointer_message(path, "input file"))
+            line = text_files.decode(raw_line, path, encoding, first_line=line_number).strip()
             if line:
                 if not lines:
                     source = f"{path}:{line_number}"
@@ -574,13 +574,14 @@ def run_single_process(
     options: InstanceOptions,
     random_seed: int,
     writer: tfrecord_io.RoundRobinRecordWriter,
+    encoding: str = text_files.DEFAULT_ENCODING,
 ) -> None:
     """Reads every document, makes every instance, shuffles them all, then writes them."""
     progress = ProgressLog()
     input_bytes = max(total_size(input_files), 1)
     documents: list[Document] = []
     bytes_read = 0
-    for raw_document in iter_raw_documents(input_files):
+    for raw_document in iter_raw_documents(input_files, encoding):
         sentences = tokenize_document(raw_document, tokenizer)
         if sentences:
             documents.append(sentences)
@@ -739,13 +740,14 @@ def run_sharded(
     num_workers: int,
     shard_size_bytes: int,
     writer: tfrecord_io.RoundRobinRecordWriter,
+    encoding: str = text_files.DEFAULT_ENCODING,
 ) -> None:
     """Streams shards to `num_workers` processes and writes their examples in shard order."""
     _log_output_files(writer.output_files)
     progress = ProgressLog()
     input_bytes = max(total_size(input_files), 1)
     bytes_done = num_documents = 0
-    shards = iter_shards(iter_raw_documents(input_files), shard_size_bytes)
+    shards = iter_shards(iter_raw_documents(input_files, encoding), shard_size_bytes)
     with tempfile.TemporaryDirectory(**_spill_location(writer.output_files[0])) as spill_dir:
         # Spawned rather than forked workers: forking a process that already runs TensorFlow's
         # thread pools can deadlock the children. Unlike multiprocessing.Pool, the executor
@@ -804,6 +806,8 @@ def main(argv: Sequence[str], flag_values: flags.FlagValues = FLAGS) -> None:
         vocab_file=config.vocab_file, do_lower_case=config.do_lower_case,
         spm_model_file=config.spm_model_file)
     tokenizer = tokenization.create_tokenizer(**tokenizer_config)
+    tokenization.require_tokens(
+        tokenizer, tokenization.PRETRAINING_TOKENS, "masked-LM training data")
     if config.do_whole_word_mask and not VocabIds.from_vocab(tokenizer.vocab).subword_ids:
         logging.warning(
             "--do_whole_word_mask finds words by their '##' pieces, and this vocab has none: "
@@ -816,6 +820,7 @@ def main(argv: Sequence[str], flag_values: flags.FlagValues = FLAGS) -> None:
         dupe_factor=config.dupe_factor,
         do_whole_word_mask=config.do_whole_word_mask,
     )
+    encoding = text_files.check_encoding(config.input_encoding)
     input_files = expand_input_patterns(config.input_file, sort=config.num_workers > 1)
     output_files = _output_files(config.output_file)
     logging.info("*** Reading from input files ***")
@@ -824,11 +829,12 @@ def main(argv: Sequence[str], flag_values: flags.FlagValues = FLAGS) -> None:
 
     with tfrecord_io.RoundRobinRecordWriter(output_files) as writer:
         if config.num_workers == 1:
-            run_single_process(input_files, tokenizer, options, config.random_seed, writer)
+            run_single_process(
+                input_files, tokenizer, options, config.random_seed, writer, encoding)
         else:
             run_sharded(
                 input_files, tokenizer_config, tokenizer.inv_vocab, options, config.random_seed,
-                config.num_workers, int(config.shard_size_mb * 1024 * 1024), writer)
+                config.num_workers, int(config.shard_size_mb * 1024 * 1024), writer, encoding)
     logging.info("Wrote %d total instances", writer.num_written)
 
 

@@ -23,6 +23,7 @@ from absl import flags
 import atomic_files
 import modeling
 import optimization
+import tokenization
 
 tf1 = tf.compat.v1
 FLAGS = flags.FLAGS
@@ -109,8 +110,13 @@ def define_fine_tuning_flags(max_seq_length: int = 128) -> None:
     define_gpu_flags()
 
 
-def check_model_flags(bert_config: modeling.BertConfig) -> None:
-    """Checks, before any work, the flags every fine-tuning script shares."""
+def check_model_flags(
+    bert_config: modeling.BertConfig, tokenizer: tokenization.Tokenizer | None = None
+) -> None:
+    """Checks, before any work, the flags every fine-tuning script shares, and that the
+    vocab of `tokenizer` (if the script has one) fits --bert_config_file."""
+    if tokenizer is not None:
+        check_vocab_fits_config(tokenizer, bert_config, FLAGS.bert_config_file)
     if FLAGS.max_seq_length > bert_config.max_position_embeddings:
         raise ValueError(
             f"--max_seq_length={FLAGS.max_seq_length} is longer than the model's "
@@ -119,6 +125,20 @@ def check_model_flags(bert_config: modeling.BertConfig) -> None:
         )
     if FLAGS.init_checkpoint:
         modeling.check_checkpoint_fits(bert_config, FLAGS.init_checkpoint)
+
+
+def check_vocab_fits_config(
+    tokenizer: tokenization.Tokenizer, bert_config: modeling.BertConfig, config_file: str
+) -> None:
+    """Raises ValueError, naming both files and both numbers, when the vocab has ids beyond
+    the config's `vocab_size`: a vocab of one model with the config of another."""
+    num_tokens = max(tokenizer.vocab.values(), default=-1) + 1
+    if num_tokens > bert_config.vocab_size:
+        raise ValueError(
+            f"{tokenizer.source_file} holds {num_tokens} tokens but {config_file} has "
+            f"vocab_size={bert_config.vocab_size}: the vocab and the config come from "
+            "different models (check --vocab_file / --spm_model_file and --bert_config_file)"
+        )
 
 
 def define_gpu_flags() -> None:

@@ -41,6 +41,7 @@ import atomic_files
 import encoder_inputs
 import estimator_builder
 import export
+import input_files
 import modeling
 import tokenization
 
@@ -116,6 +117,7 @@ def define_flags() -> None:
     )
     # The encoder of --init_checkpoint, outputs pooled_output and sequence_output.
     export.define_export_flag()
+    input_files.define_input_encoding_flag()
     estimator_builder.define_hardware_flags()
     estimator_builder.define_gpu_flags()
 
@@ -149,24 +151,35 @@ class InputFeatures:
     input_type_ids: list[int]
 
 
-def read_examples(input_file: str) -> list[InputExample]:
+def read_examples(
+    input_file: str, encoding: str = input_files.DEFAULT_ENCODING
+) -> list[InputExample]:
     """One example a line; `text_a ||| text_b` (the last ` ||| ` splits) makes a pair.
 
     Lines are stripped of surrounding whitespace; a blank line is an empty example, as in
     the original, so that line i of the input is always example i of the output.
+
+    Raises:
+      input_files.InputFileError: the file is empty (there would be nothing to write), a
+        git-lfs pointer, or not text in `encoding` (the message gives the line).
     """
     if not tf.io.gfile.exists(input_file):
         raise FileNotFoundError(f"--input_file: {input_file} does not exist")
     examples = []
     with tf.io.gfile.GFile(input_file, "rb") as reader:
         for line_number, raw in enumerate(reader, start=1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError as err:
-                raise ValueError(f"{input_file}:{line_number}: not valid UTF-8 ({err})") from None
+            if line_number == 1 and input_files.is_lfs_pointer(raw):
+                raise input_files.InputFileError(
+                    input_files.lfs_pointer_message(input_file, "input file")
+                )
+            line = input_files.decode(raw, input_file, encoding, first_line=line_number).strip()
             match = _PAIR_SEPARATOR.match(line)
             text_a, text_b = (match.group(1), match.group(2)) if match else (line, None)
             examples.append(InputExample(len(examples), text_a, text_b))
+    if not examples:
+        raise input_files.InputFileError(
+            f"--input_file={input_file} is empty: there are no lines to extract features of"
+        )
     return examples
 
 
@@ -177,6 +190,7 @@ def convert_examples_to_features(
     run_classifier does: a pair is cut longest-first to `seq_length - 3` tokens, a single
     sequence to `seq_length - 2`."""
     encoder_inputs.check_max_seq_length(seq_length)
+    tokenization.require_tokens(tokenizer, tokenization.FEATURE_TOKENS, "the model's inputs")
     features = []
     for example in examples:
         inputs = encoder_inputs.text_inputs(example.text_a, example.text_b, seq_length, tokenizer)
@@ -403,6 +417,8 @@ def write_outputs(
         if FLAGS.output_file:
             temporary = stack.enter_context(atomic_files.writing(FLAGS.output_file))
             json_writer = stack.enter_context(tf.io.gfile.GFile(temporary, "w"))
+            # GFile creates the file only on the first write, and the rename needs it.
+            json_writer.write("")
         pooled = pooled_temporary = None
         if FLAGS.pooled_output_file:
             pooled_temporary = stack.enter_context(atomic_files.writing(FLAGS.pooled_output_file))
@@ -452,8 +468,24 @@ def main(_) -> None:
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
     layer_indexes = parse_layer_indexes(FLAGS.layers, bert_config.num_hidden_layers)
-    estimator_builder.check_model_flags(bert_config)
+    tokenizer = None
+    if FLAGS.vocab_file or FLAGS.spm_model_file:
+        tokenizer = tokenization.create_tokenizer(
+            FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
+        )
+    estimator_builder.check_model_flags(bert_config, tokenizer)
     run_options = estimator_builder.run_options_from_flags()
+    writes_features = bool(FLAGS.output_file or FLAGS.pooled_output_file)
+    if writes_features:
+        if tokenizer is None:
+            raise ValueError(
+                "--output_file and --pooled_output_file need --vocab_file (or --spm_model_file)"
+            )
+        # Read before any work, so that a bad input file stops the run at once.
+        encoding = input_files.check_encoding(FLAGS.input_encoding)
+        features = convert_examples_to_features(
+            read_examples(FLAGS.input_file, encoding), FLAGS.max_seq_length, tokenizer
+        )
 
     if FLAGS.export_dir:
         export_model_fn = model_fn_builder(
@@ -470,15 +502,8 @@ def main(_) -> None:
             assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),
             metadata={"do_lower_case": FLAGS.do_lower_case},
         )
-    if not (FLAGS.output_file or FLAGS.pooled_output_file):
+    if not writes_features:
         return
-
-    tokenizer = tokenization.create_tokenizer(
-        FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
-    )
-    features = convert_examples_to_features(
-        read_examples(FLAGS.input_file), FLAGS.max_seq_length, tokenizer
-    )
     model_fn = model_fn_builder(
         bert_config,
         FLAGS.init_checkpoint,

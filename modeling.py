@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+import input_files
+
 tf1 = tf.compat.v1
 
 # Google's configs carry keys the encoder does not use (e.g. the multilingual models'
@@ -120,8 +122,12 @@ class BertConfig:
         """Reads a `bert_config.json` (any path TensorFlow's gfile understands)."""
         if not tf.io.gfile.exists(json_file):
             raise FileNotFoundError(f"BERT config file not found: {json_file}")
-        with tf.io.gfile.GFile(json_file, "r") as reader:
-            text = reader.read()
+        text = input_files.read_text(
+            json_file,
+            what="BERT config file",
+            hint="bert_config.json files are UTF-8",
+            error_type=ValueError,
+        )
         try:
             values = json.loads(text)
         except json.JSONDecodeError as err:
@@ -375,6 +381,7 @@ def get_assignment_map_from_checkpoint(
 def check_checkpoint_fits(config: BertConfig, init_checkpoint: str) -> None:
     """Raises ValueError, before any training, when `init_checkpoint` is missing or its
     encoder variables do not have the shapes `config` gives them."""
+    check_checkpoint_files_downloaded(init_checkpoint)
     try:
         tf.train.list_variables(init_checkpoint)
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as err:
@@ -384,6 +391,13 @@ def check_checkpoint_fits(config: BertConfig, init_checkpoint: str) -> None:
     with tf.Graph().as_default():
         BertModel(config, is_training=False, input_ids=tf1.placeholder(tf.int32, [1, 2]))
         get_assignment_map_from_checkpoint(tf1.trainable_variables(), init_checkpoint)
+
+
+def check_checkpoint_files_downloaded(checkpoint_prefix: str) -> None:
+    """Raises ValueError when a file of the checkpoint is a git-lfs pointer (a clone of a
+    model repository without `git lfs pull`), which TensorFlow would only call corrupt."""
+    for path in tf.io.gfile.glob(checkpoint_prefix + ".*"):
+        input_files.check_not_lfs_pointer(path, "checkpoint file", error_type=ValueError)
 
 
 def checkpoint_report(

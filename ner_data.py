@@ -43,6 +43,7 @@ from collections.abc import Iterable, Sequence
 
 import tensorflow.compat.v1 as tf
 
+import input_files
 import ner_tags
 import squad_lib
 import tfrecord_io
@@ -99,21 +100,8 @@ class NerSentence:
 
 
 def _read_lines(path: str, encoding: str = "utf-8") -> list[str]:
-    """The lines of a text file (gs:// works too), a UTF-8 byte-order mark dropped."""
-    # TODO(input_files): switch to the shared input_files module once it lands.
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"Data file not found: {path}")
-    with tf.io.gfile.GFile(path, "rb") as reader:
-        data = reader.read()
-    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
-    try:
-        text = data.decode(codec)
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise DataFormatError(
-            f"{path}:{line}: cannot be decoded as {encoding} ({error.reason} at byte "
-            f"{error.start}); pass the file's encoding"
-        ) from None
+    """The lines of a data file (gs:// works too); undecodable bytes stop with file:line."""
+    text = input_files.read_text(path, encoding, what="Data file", error_type=DataFormatError)
     # Split on newlines alone: str.splitlines() would also break at U+2028, U+0085 and other
     # characters that may be words of the data.
     lines = text.split("\n")

@@ -75,6 +75,9 @@ class Predictor:
             )
         else:
             self.tokenizer = _tokenizer_of_export(self.export_path, self.do_lower_case)
+        tokenization.require_tokens(
+            self.tokenizer, tokenization.FEATURE_TOKENS, "the model's inputs"
+        )
         # The loaded object owns the variables the signature functions read: keep it alive.
         self._model = tf.saved_model.load(self.export_path)
         if signature not in self._model.signatures:

@@ -62,8 +62,12 @@ _MAX_CHARS_PER_WORD = 200
 def write_vocab_asset(vocab_file: str, path: str) -> dict[str, int]:
     """Writes `token<TAB>id` lines of `vocab_file` as `tokenization.load_vocab` reads it
     (stripped lines; a repeated token keeps its last id) and returns that vocab."""
-    # FullTokenizer loads the vocab and checks it holds the special tokens.
-    vocab = tokenization.FullTokenizer(vocab_file).vocab
+    tokenizer = tokenization.FullTokenizer(vocab_file)
+    # [UNK] too: the in-graph lookup table needs an id for words without pieces.
+    tokenization.require_tokens(
+        tokenizer, (*tokenization.FEATURE_TOKENS, tokenization.UNK_TOKEN), "the raw-text export"
+    )
+    vocab = tokenizer.vocab
     with open(path, "w", encoding="utf-8") as writer:
         for token, index in vocab.items():
             if "\t" in token or "\n" in token or "\r" in token:

@@ -57,10 +57,10 @@ def main(_) -> None:
         )
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    estimator_builder.check_model_flags(bert_config)
     tokenizer = tokenization.create_tokenizer(
         FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
     )
+    estimator_builder.check_model_flags(bert_config, tokenizer)
     run_options = estimator_builder.run_options_from_flags()
 
     def make_model_fn(num_labels, task_kind, num_train_steps, num_warmup_steps):

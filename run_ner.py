@@ -32,6 +32,7 @@ import estimator_builder
 import export
 import finetuning
 import heads
+import input_files
 import modeling
 import ner_data
 import ner_metrics
@@ -47,6 +48,7 @@ MAIN_METRIC = "entity_f1"
 
 def define_flags() -> None:
     estimator_builder.define_fine_tuning_flags(max_seq_length=128)
+    input_files.define_input_encoding_flag()
     flags.DEFINE_string("data_dir", None, "The directory holding the train, dev and test files.")
     flags.DEFINE_string("train_file", "train.txt", "Training file in --data_dir.")
     flags.DEFINE_string("dev_file", "dev.txt", "Dev file in --data_dir.")
@@ -291,8 +293,9 @@ def write_conll_predictions(path: str, sentences, tags, encoding: str) -> None:
             lines.append("")
         atomic_files.write_text(path, "\n".join(lines) + "\n")
         return
-    with tf.io.gfile.GFile(sentences[0].path, "rb") as reader:
-        original = reader.read().decode(encoding).splitlines()
+    original = input_files.read_text(sentences[0].path, encoding).split("\n")
+    if original and original[-1] == "":
+        original.pop()
     predicted_at = {}
     for sentence, sentence_tags in zip(sentences, tags, strict=True):
         for line, tag in zip(sentence.lines, sentence_tags, strict=True):
@@ -330,10 +333,11 @@ def main(_) -> None:
         )
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    estimator_builder.check_model_flags(bert_config)
     tokenizer = tokenization.create_tokenizer(
         FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
     )
+    estimator_builder.check_model_flags(bert_config, tokenizer)
+    tokenization.require_tokens(tokenizer, tokenization.FEATURE_TOKENS, "the tagger's inputs")
     settings = NerSettings(
         scheme=ner_tags.canonical_scheme(FLAGS.tag_scheme),
         max_seq_length=FLAGS.max_seq_length,
@@ -341,6 +345,7 @@ def main(_) -> None:
         use_document_context=FLAGS.use_document_context,
         use_crf=FLAGS.use_crf,
         tag_constraints=FLAGS.tag_constraints,
+        encoding=input_files.check_encoding(FLAGS.input_encoding),
         invalid_tag_sequence=FLAGS.invalid_tag_sequence,
     )
     loop_settings = finetuning.LoopSettings.from_flags(FLAGS)

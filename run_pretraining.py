@@ -327,8 +327,8 @@ def main(_) -> None:
         if not FLAGS.input_file:
             raise ValueError("--do_train and --do_eval read --input_file, which is not set")
         input_files = tfrecord_io.glob_input_files(FLAGS.input_file, "input_file")
-        tfrecord_io.check_record_lengths(
-            input_files[0],
+        tfrecord_io.check_record_files(
+            input_files,
             features,
             flag_hint="check --max_seq_length and --max_predictions_per_seq against the values "
             "used by create_pretraining_data.py",

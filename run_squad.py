@@ -20,6 +20,7 @@ from absl import app, flags
 import estimator_builder
 import export
 import finetuning
+import input_files
 import modeling
 import squad_evaluate
 import squad_lib
@@ -32,6 +33,7 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     estimator_builder.define_fine_tuning_flags(max_seq_length=384)
+    input_files.define_input_encoding_flag()
     flags.DEFINE_string("train_file", None, "SQuAD json for training. E.g., train-v1.1.json")
     flags.DEFINE_string(
         "predict_file", None, "SQuAD json for predictions. E.g., dev-v1.1.json or test-v1.1.json"
@@ -283,10 +285,12 @@ def main(_) -> None:
     check_flags()
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    estimator_builder.check_model_flags(bert_config)
     tokenizer = tokenization.create_tokenizer(
         FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
     )
+    estimator_builder.check_model_flags(bert_config, tokenizer)
+    input_encoding = input_files.check_encoding(FLAGS.input_encoding)
+    tf.io.gfile.makedirs(FLAGS.output_dir)
 
     train_examples = []
     if FLAGS.do_train:
@@ -294,6 +298,7 @@ def main(_) -> None:
             FLAGS.train_file,
             is_training=True,
             version_2_with_negative=FLAGS.version_2_with_negative,
+            encoding=input_encoding,
         )
         # Shuffled once with a fixed seed, as the original, so the written records mix
         # questions about different paragraphs.
@@ -304,6 +309,7 @@ def main(_) -> None:
             FLAGS.predict_file,
             is_training=False,
             version_2_with_negative=FLAGS.version_2_with_negative,
+            encoding=input_encoding,
         )
 
     run_options = estimator_builder.run_options_from_flags()
@@ -385,7 +391,7 @@ def main(_) -> None:
             verbose_logging=FLAGS.verbose_logging,
         )
         if FLAGS.do_eval:
-            dataset = squad_lib.read_squad_json(FLAGS.predict_file)
+            dataset = squad_lib.read_squad_json(FLAGS.predict_file, input_encoding)
             scores = squad_evaluate.evaluate(dataset, predictions, na_probs=null_odds or None)
             estimator_builder.write_eval_results(
                 scores, os.path.join(FLAGS.output_dir, "eval_results.txt")

@@ -27,6 +27,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import input_files
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = frozenset(string.punctuation)
 
@@ -240,8 +242,10 @@ def evaluate(
 
 def _load_json(path: str, what: str) -> Any:
     try:
-        with open(path, encoding="utf-8") as reader:
-            return json.load(reader)
+        text = input_files.read_text(
+            path, what=what, hint="SQuAD files are UTF-8", error_type=ValueError
+        )
+        return json.loads(text)
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: cannot read the {what} ({error})") from error
 

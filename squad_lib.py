@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import tensorflow.compat.v1 as tf
 
 import atomic_files
+import input_files
 import tokenization
 
 FIRST_UNIQUE_ID = 1000000000
@@ -109,17 +110,22 @@ def split_context(text: str) -> tuple[list[str], list[int]]:
     return doc_tokens, char_to_word_offset
 
 
-def read_squad_json(input_file: str) -> list[dict[str, Any]]:
+def read_squad_json(
+    input_file: str, encoding: str = input_files.DEFAULT_ENCODING
+) -> list[dict[str, Any]]:
     """Loads a SQuAD JSON file and returns its "data" list (the articles).
 
     Raises:
-      SquadFormatError: the file is not JSON, or has no "data" list of articles.
+      SquadFormatError: the file is not text in `encoding`, not JSON, or has no "data" list
+        of articles.
     """
-    with tf.io.gfile.GFile(input_file, "r") as reader:
-        try:
-            input_json = json.load(reader)
-        except json.JSONDecodeError as error:
-            raise SquadFormatError(f"{input_file}: not valid JSON ({error})") from error
+    text = input_files.read_text(
+        input_file, encoding, what="SQuAD file", error_type=SquadFormatError
+    )
+    try:
+        input_json = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SquadFormatError(f"{input_file}: not valid JSON ({error})") from error
     if not isinstance(input_json, dict) or not isinstance(input_json.get("data"), list):
         raise SquadFormatError(
             f"{input_file}: not SQuAD JSON: expected an object with a \"data\" list of articles"
@@ -206,7 +212,10 @@ def _training_answer(
 
 
 def iter_squad_examples(
-    input_file: str, is_training: bool, version_2_with_negative: bool = False
+    input_file: str,
+    is_training: bool,
+    version_2_with_negative: bool = False,
+    encoding: str = input_files.DEFAULT_ENCODING,
 ) -> Iterator[SquadExample]:
     """Yields the `SquadExample`s of a SQuAD 1.1 / 2.0 JSON file, in file order.
 
@@ -217,7 +226,7 @@ def iter_squad_examples(
       SquadFormatError: the file is not SQuAD JSON; the message names the file and the
         article / paragraph / question at fault.
     """
-    data = read_squad_json(input_file)
+    data = read_squad_json(input_file, encoding)
     for location, paragraph in _paragraphs(input_file, data):
         context = paragraph["context"]
         doc_tokens, char_to_word_offset = split_context(context)
@@ -245,6 +254,12 @@ def iter_squad_examples(
                         "\"is_impossible\" must be true or false",
                     )
                     example.is_impossible = is_impossible
+                elif qa.get("is_impossible") is True:
+                    raise SquadFormatError(
+                        f"{input_file}: question {qas_id!r} is marked \"is_impossible\": this "
+                        "is SQuAD 2.0 training data; pass --version_2_with_negative to train "
+                        "on it"
+                    )
                 if example.is_impossible:
                     example.orig_answer_text = ""
                     example.start_position = -1
@@ -261,10 +276,15 @@ def iter_squad_examples(
 
 
 def read_squad_examples(
-    input_file: str, is_training: bool, version_2_with_negative: bool = False
+    input_file: str,
+    is_training: bool,
+    version_2_with_negative: bool = False,
+    encoding: str = input_files.DEFAULT_ENCODING,
 ) -> list[SquadExample]:
     """Reads a SQuAD JSON file into a list of `SquadExample` (see `iter_squad_examples`)."""
-    return list(iter_squad_examples(input_file, is_training, version_2_with_negative))
+    return list(
+        iter_squad_examples(input_file, is_training, version_2_with_negative, encoding)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,6 +535,7 @@ def iter_features(
         )
     if doc_stride < 1:
         raise ValueError(f"doc_stride must be positive, got {doc_stride}")
+    tokenization.require_tokens(tokenizer, tokenization.FEATURE_TOKENS, "SQuAD's inputs")
     unique_id = FIRST_UNIQUE_ID
     for example_index, example in enumerate(examples):
         query_tokens = tokenizer.tokenize(example.question_text)[:max_query_length]

@@ -29,6 +29,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 from absl import app, flags
 
+import estimator_builder
 import modeling
 import tokenization
 
@@ -296,6 +297,9 @@ def main(_) -> None:
     tf1.logging.set_verbosity(tf1.logging.INFO)
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+    estimator_builder.check_vocab_fits_config(
+        tokenization.FullTokenizer(FLAGS.vocab_file), bert_config, FLAGS.bert_config_file
+    )
     EXPORTERS[FLAGS.format](
         bert_config, FLAGS.init_checkpoint, FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.output_dir
     )

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import tensorflow as tf
 
 import atomic_files
+import input_files
 
 
 def create_int_feature(values: Iterable[int]) -> tf.train.Feature:
@@ -129,6 +130,33 @@ def float_feature_spec(length: int) -> tf.io.FixedLenFeature:
     return tf.io.FixedLenFeature([length], tf.float32)
 
 
+def first_record(path: str) -> bytes | None:
+    """The first serialized record of a TFRecord file (None if it has none).
+
+    Raises:
+      input_files.InputFileError: `path` is not a TFRecord file (a text corpus given where
+        its TFRecords belong, a git-lfs pointer, ...); the message says what it is instead.
+        Otherwise the input pipeline would stop later, mid-training, with a DataLossError
+        that does not name the file.
+    """
+    try:
+        return next(iter(tf.compat.v1.io.tf_record_iterator(path)), None)
+    except tf.errors.DataLossError:
+        raise input_files.InputFileError(
+            f"{path} is not a TFRecord file: it is {input_files.describe_content(path)}"
+        ) from None
+
+
+def check_record_files(
+    paths: Sequence[str], name_to_features: dict[str, tf.io.FixedLenFeature], flag_hint: str = ""
+) -> None:
+    """Before any training: checks that every file of `paths` starts with a readable record,
+    and the first file's features against the spec (`check_record_lengths`)."""
+    for path in paths[1:]:
+        first_record(path)
+    check_record_lengths(paths[0], name_to_features, flag_hint)
+
+
 def check_record_lengths(
     path: str, name_to_features: dict[str, tf.io.FixedLenFeature], flag_hint: str = ""
 ) -> None:
@@ -137,7 +165,7 @@ def check_record_lengths(
     A mismatch (say, records written with --max_seq_length=128 read with 256) would otherwise
     surface as a shape error deep inside the input pipeline; here it names the file and feature.
     """
-    first = next(iter(tf.compat.v1.io.tf_record_iterator(path)), None)
+    first = first_record(path)
     if first is None:
         raise ValueError(f"{path} holds no records")
     example = tf.train.Example.FromString(first)

@@ -24,7 +24,6 @@ multilingual models); `create_tokenizer` picks one of the two from the scripts' 
 from __future__ import annotations
 
 import collections
-import errno
 import itertools
 import os
 import re
@@ -32,10 +31,13 @@ import unicodedata
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, Protocol
 
-# Tokens every BERT script relies on; a vocab without them cannot build model inputs.
-WORDPIECE_REQUIRED_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[UNK]")
-# A SentencePiece model has its own unknown piece (`<unk>`), so only these are required.
-SENTENCEPIECE_REQUIRED_TOKENS = ("[CLS]", "[SEP]", "[MASK]")
+import input_files
+
+# The special tokens each use of a vocab needs. A vocab is accepted without them, as the
+# original accepts it; the scripts check for the ones they need before any work.
+CLS_TOKEN, SEP_TOKEN, MASK_TOKEN, UNK_TOKEN = "[CLS]", "[SEP]", "[MASK]", "[UNK]"
+FEATURE_TOKENS = (CLS_TOKEN, SEP_TOKEN)  # model inputs: `[CLS] a [SEP] b [SEP]`
+PRETRAINING_TOKENS = (CLS_TOKEN, SEP_TOKEN, MASK_TOKEN)  # masked-LM training data
 # SentencePiece marks the start of a word with this character (U+2581).
 SPIECE_UNDERLINE = "\u2581"
 
@@ -65,6 +67,7 @@ class Tokenizer(Protocol):
 
     vocab: Mapping[str, int]
     inv_vocab: Mapping[int, str]
+    source_file: str  # the vocab or SentencePiece model file, for error messages
 
     def tokenize(self, text: str | bytes) -> list[str]: ...
 
@@ -113,38 +116,18 @@ def printable_text(text: str | bytes) -> str:
     return convert_to_unicode(text)
 
 
-def _has_filesystem_scheme(path: str) -> bool:
-    return re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", path) is not None
-
-
-def _read_file_bytes(path: str, description: str) -> bytes:
-    """Reads a whole file, through TensorFlow's filesystems for `scheme://` paths (gs://...)."""
-    if _has_filesystem_scheme(path):
-        # Imported here so that local files never pay TensorFlow's import time.
-        import tensorflow as tf
-
-        if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(errno.ENOENT, f"{description} not found", path)
-        with tf.io.gfile.GFile(path, "rb") as reader:
-            return reader.read()
-    try:
-        with open(path, "rb") as reader:
-            return reader.read()
-    except FileNotFoundError:
-        raise FileNotFoundError(errno.ENOENT, f"{description} not found", path) from None
+_VOCAB_ENCODING_HINT = "vocab files are UTF-8, whatever --input_encoding says"
 
 
 def _vocab_lines(data: bytes, vocab_file: str) -> list[str]:
     """Splits a vocab file into lines the way the original's `GFile.readline` loop saw them."""
+    if input_files.is_lfs_pointer(data):
+        raise InvalidVocabError(input_files.lfs_pointer_message(vocab_file, "vocab file"))
     # GFile's readline drops every carriage return, even one in the middle of a line.
     data = data.replace(b"\r", b"")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line_number = data.count(b"\n", 0, error.start) + 1
-        raise InvalidVocabError(
-            f"{vocab_file}:{line_number}: vocab line is not valid UTF-8 ({error.reason})"
-        ) from None
+    text = input_files.decode(
+        data, vocab_file, hint=_VOCAB_ENCODING_HINT, error_type=InvalidVocabError
+    )
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()  # the final newline ends the last line; it does not start an empty one
@@ -157,7 +140,7 @@ def load_vocab(vocab_file: str | os.PathLike) -> collections.OrderedDict[str, in
     A token listed twice keeps the index of its last line, as in the original.
     """
     vocab_file = os.fspath(vocab_file)
-    lines = _vocab_lines(_read_file_bytes(vocab_file, "Vocab file"), vocab_file)
+    lines = _vocab_lines(input_files.read_bytes(vocab_file, "Vocab file"), vocab_file)
     if not lines:
         raise InvalidVocabError(f"Vocab file {vocab_file} is empty")
     vocab = collections.OrderedDict()
@@ -166,13 +149,22 @@ def load_vocab(vocab_file: str | os.PathLike) -> collections.OrderedDict[str, in
     return vocab
 
 
-def _check_required_tokens(
-    vocab: Mapping[str, int], required: Iterable[str], vocab_file: str
-) -> None:
-    missing = [token for token in required if token not in vocab]
+class MissingTokenError(InvalidVocabError, KeyError):
+    """A special token the vocab lacks where it is needed. Also a KeyError, which is what the
+    original raised when converting such a token."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # not KeyError's quoted repr
+
+
+def require_tokens(tokenizer: Tokenizer, tokens: Iterable[str], needed_for: str) -> None:
+    """Raises `MissingTokenError`, naming the vocab (or SentencePiece model) file and the
+    tokens, when `tokenizer`'s vocab lacks any of `tokens` (needed for `needed_for`)."""
+    missing = [token for token in tokens if token not in tokenizer.vocab]
     if missing:
-        raise InvalidVocabError(
-            f"Vocab file {vocab_file} lacks the special token(s) {', '.join(missing)}"
+        raise MissingTokenError(
+            f"{tokenizer.source_file} has no {', '.join(missing)} token, needed for "
+            f"{needed_for}; is it the vocab of a BERT model?"
         )
 
 
@@ -438,8 +430,8 @@ class FullTokenizer:
     """
 
     def __init__(self, vocab_file: str | os.PathLike, do_lower_case: bool = True) -> None:
+        self.source_file = os.fspath(vocab_file)
         self.vocab = load_vocab(vocab_file)
-        _check_required_tokens(self.vocab, WORDPIECE_REQUIRED_TOKENS, os.fspath(vocab_file))
         self.inv_vocab = {index: token for token, index in self.vocab.items()}
         self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
         self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
@@ -454,8 +446,14 @@ class FullTokenizer:
         return tuple(_flatten(map(self.wordpiece_tokenizer._tokenize_word, words)))
 
     def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
-        """Vocab ids of `tokens`; KeyError for a token the vocab lacks."""
-        return convert_by_vocab(self.vocab, tokens)
+        """Vocab ids of `tokens`; KeyError for a token the vocab lacks (`MissingTokenError`
+        for `[UNK]`, which `tokenize` gives a word that has no pieces in the vocab)."""
+        try:
+            return convert_by_vocab(self.vocab, tokens)
+        except KeyError as error:
+            if error.args and error.args[0] == self.wordpiece_tokenizer.unk_token:
+                require_tokens(self, [UNK_TOKEN], "words that have no pieces in the vocab")
+            raise
 
     def convert_ids_to_tokens(self, ids: Iterable[int]) -> list[str]:
         """Tokens of vocab ids; KeyError for an id the vocab lacks."""
@@ -476,9 +474,14 @@ class SentencePieceTokenizer:
         import sentencepiece
 
         spm_model_file = os.fspath(spm_model_file)
+        self.source_file = spm_model_file
         self.do_lower_case = do_lower_case
         self.sp_model = sentencepiece.SentencePieceProcessor()
-        model_proto = _read_file_bytes(spm_model_file, "SentencePiece model file")
+        model_proto = input_files.read_bytes(spm_model_file, "SentencePiece model file")
+        if input_files.is_lfs_pointer(model_proto):
+            raise InvalidVocabError(
+                input_files.lfs_pointer_message(spm_model_file, "SentencePiece model")
+            )
         try:
             self.sp_model.LoadFromSerializedProto(model_proto)
         except (RuntimeError, OSError) as error:
@@ -489,7 +492,6 @@ class SentencePieceTokenizer:
             self.sp_model.IdToPiece(index): index for index in range(self.sp_model.GetPieceSize())
         }
         self.inv_vocab = {index: piece for piece, index in self.vocab.items()}
-        _check_required_tokens(self.vocab, SENTENCEPIECE_REQUIRED_TOKENS, spm_model_file)
 
     def tokenize(self, text: str | bytes) -> list[str]:
         """Returns the SentencePiece pieces of `text`; a piece starting a word begins with ▁."""

@@ -744,3 +744,70 @@ def test_malformed_values_name_the_line(tmp_path):
     write(tmp_path / "o" / "train.tsv", [["a", "x"]])
     with pytest.raises(cd.DataFormatError, match=r"train\.tsv: label_column=2 does not exist"):
         cd.GenericProcessor(text_a_column=0, label_column=2).get_train_examples(str(tmp_path / "o"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Encodings: Chinese CSV saved by Excel (GBK, or UTF-8 with a byte-order mark)
+# ---------------------------------------------------------------------------------------------
+
+CHINESE_ROWS = [("这部电影很好看", "好"), ("服务太差了，不会再来", "差")]
+
+
+def write_chinese_csv(path, encoding, header="文本,标签"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = header + "\r\n" + "".join(f"{t},{label}\r\n" for t, label in CHINESE_ROWS)
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_gbk_csv_fails_naming_file_line_and_flag_and_reads_with_its_encoding(tmp_path):
+    path = write_chinese_csv(tmp_path / "train.csv", "gbk")
+    columns = dict(text_a_column="文本", label_column="标签")
+    with pytest.raises(cd.DataFormatError) as error:
+        cd.GenericProcessor(**columns).get_train_examples(str(tmp_path))
+    # "文" is ce c4 in GBK: the first byte of the file does not decode as UTF-8.
+    assert str(error.value).startswith(
+        f"{path}:1: not valid UTF-8 (byte 0xce at column 1); if the file is in another "
+        "encoding, pass --input_encoding=gbk"
+    )
+    processor = cd.GenericProcessor(**columns)
+    processor.input_encoding = "gbk"
+    examples = processor.get_train_examples(str(tmp_path))
+    assert [(e.text_a, e.label) for e in examples] == CHINESE_ROWS
+    assert [e.source for e in examples] == [f"{path}:2", f"{path}:3"]
+    assert sorted(processor.get_labels()) == sorted(["好", "差"])
+
+
+def test_utf8_csv_with_byte_order_mark_keeps_its_header_names(tmp_path):
+    write_chinese_csv(tmp_path / "train.csv", "utf-8-sig")
+    processor = cd.GenericProcessor(text_a_column="文本", label_column="标签")
+    examples = processor.get_train_examples(str(tmp_path))
+    assert [(e.text_a, e.label) for e in examples] == CHINESE_ROWS
+
+
+def test_glue_style_processor_reads_gbk_tsv_and_read_tsv_binds_to_the_instance(tmp_path):
+    header = ["language", "gold_label"] + [f"c{i}" for i in range(2, 6)]
+    header += ["sentence1", "sentence2"]
+    row = ["zh", "neutral", "", "", "", "", "他在北京", "他住在中国"]
+    path = tmp_path / "xnli.dev.tsv"
+    path.write_bytes(("\t".join(header) + "\n" + "\t".join(row) + "\n").encode("gbk"))
+    with pytest.raises(cd.DataFormatError, match=r"xnli\.dev\.tsv:2: not valid UTF-8 .*gbk"):
+        cd.XnliProcessor().get_dev_examples(str(tmp_path))
+    processor = cd.XnliProcessor()
+    processor.input_encoding = "gbk"
+    (example,) = processor.get_dev_examples(str(tmp_path))
+    assert (example.text_a, example.text_b, example.label) == ("他在北京", "他住在中国", "neutral")
+    # The original's `_read_tsv` is a classmethod; on an instance it reads its encoding.
+    assert processor._read_tsv(str(path))[1][6] == "他在北京"
+    with pytest.raises(cd.DataFormatError, match="not valid UTF-8"):
+        cd.XnliProcessor._read_tsv(str(path))
+
+
+def test_vocab_without_cls_fails_where_features_are_built(tmp_path):
+    vocab_file = tmp_path / "no_cls_vocab.txt"
+    vocab_file.write_text("\n".join(t for t in VOCAB if t != "[CLS]") + "\n", encoding="utf-8")
+    tokenizer = tokenization.FullTokenizer(str(vocab_file))
+    example = cd.InputExample("train-0", "the dog", None, "0")
+    with pytest.raises(tokenization.MissingTokenError) as error:
+        cd.convert_single_example(0, example, ["0", "1"], 8, tokenizer)
+    assert str(error.value).startswith(f"{vocab_file} has no [CLS] token")

@@ -618,3 +618,36 @@ def test_minilm_round_trip_is_bit_exact(minilm_dir, minilm_tf, tmp_path):
         ):
             assert config[key] == value, key
     assert (tmp_path / "back" / "vocab.txt").read_bytes() == (minilm_dir / "vocab.txt").read_bytes()
+
+
+def test_git_lfs_pointer_instead_of_weights_is_named_and_nothing_is_written(tmp_path):
+    hf_dir = write_hf_dir(tmp_path / "hf", random_tensors(encoder_layout()))
+    weights = hf_dir / "model.safetensors"
+    weights.write_bytes(
+        b"version https://git-lfs.github.com/spec/v1\n"
+        b"oid sha256:" + b"0" * 64 + b"\nsize 90868376\n"
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old model")
+    with pytest.raises(ValueError) as error:
+        convert_checkpoint.convert_safetensors_to_tf(str(hf_dir), str(out), overwrite=True)
+    assert str(error.value).startswith(
+        f"{weights} is a git-lfs pointer file, not the safetensors weights file itself"
+    )
+    assert "git lfs pull" in str(error.value)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf", "out"]
+
+
+def test_git_lfs_pointer_instead_of_a_tf_checkpoint_is_named(tmp_path):
+    tf_dir = tmp_path / "google"
+    convert_checkpoint.convert_safetensors_to_tf(
+        str(write_hf_dir(tmp_path / "hf", random_tensors(encoder_layout()))), str(tf_dir)
+    )
+    data_file = tf_dir / "bert_model.ckpt.data-00000-of-00001"
+    data_file.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 9\n")
+    with pytest.raises(ValueError) as error:
+        convert_checkpoint.convert_tf_to_safetensors(str(tf_dir), str(tmp_path / "out"))
+    assert str(error.value).startswith(f"{data_file} is a git-lfs pointer file")
+    assert not (tmp_path / "out").exists()

@@ -18,6 +18,8 @@ import tensorflow as tf
 from absl import flags
 
 import create_pretraining_data as cpd
+import input_files
+import tokenization
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -532,21 +534,70 @@ def test_missing_output_directory_is_reported_before_any_work(corpus):
         )
 
 
-def test_undecodable_bytes_are_dropped_not_fatal(tmp_path, corpus):
+def test_undecodable_corpus_stops_naming_file_line_and_flag(tmp_path, corpus):
+    # The original dropped such bytes silently, which turns a GBK corpus into English-only
+    # data; here the run stops before writing anything.
     _, vocab_file, output_dir = corpus
     text = "\n\n".join("\n".join(document) for document in DOCUMENTS).encode("utf-8")
-    clean = tmp_path / "clean.txt"
-    clean.write_bytes(text)
     broken = tmp_path / "broken.txt"
-    # A stray continuation byte inside a word and a truncated 3-byte sequence at a line end.
-    broken.write_bytes(
-        text.replace(b"fresh snow", b"fresh sn\x80ow").replace(b"itself.", b"itself.\xe4\xb8")
+    broken.write_bytes(text.replace(b"fresh snow", b"fresh sn\x80ow"))
+    line = text[: text.index(b"fresh snow")].count(b"\n") + 1
+    column = len(text.split(b"\n")[line - 1].split(b"fresh snow")[0]) + len("fresh sn") + 1
+    output = output_dir / "out.tfrecord"
+    output.write_bytes(b"previous run")
+    with pytest.raises(input_files.InputFileError) as error:
+        run_main(input_file=broken, vocab_file=vocab_file, output_file=output, **GOLDEN_FLAGS)
+    assert str(error.value).startswith(
+        f"{broken}:{line}: not valid UTF-8 (byte 0x80 at column {column}); if the file is in "
+        "another encoding, pass --input_encoding=gbk"
     )
-    outputs = []
-    for path in (clean, broken):
-        outputs.append(str(output_dir / f"{path.stem}.tfrecord"))
-        run_main(input_file=path, vocab_file=vocab_file, output_file=outputs[-1], **GOLDEN_FLAGS)
-    assert read_records(outputs[0]) == read_records(outputs[1])
+    assert output.read_bytes() == b"previous run"
+    assert os.listdir(output_dir) == ["out.tfrecord"]
+
+
+CHINESE_DOCUMENTS = [
+    ["北京是中国的首都。", "今天的天气很好，我们去公园散步。"],
+    ["中国的河很长。", "日本的山很高。", "北京的冬天很冷。"],
+]
+
+
+def test_gbk_corpus_with_input_encoding_gives_the_records_of_its_utf8_copy(tmp_path, corpus):
+    _, vocab_file, output_dir = corpus
+    text = "\n\n".join("\n".join(document) for document in CHINESE_DOCUMENTS) + "\n"
+    utf8_file, gbk_file = tmp_path / "utf8.txt", tmp_path / "gbk.txt"
+    utf8_file.write_bytes(text.encode("utf-8"))
+    gbk_file.write_bytes(text.encode("gbk"))
+    flags_ = dict(GOLDEN_FLAGS, dupe_factor=1)
+    with pytest.raises(input_files.InputFileError, match=f"{gbk_file}:1: not valid UTF-8"):
+        run_main(input_file=gbk_file, vocab_file=vocab_file, output_file=output_dir / "x", **flags_)
+    outputs = [output_dir / "utf8.tfrecord", output_dir / "gbk.tfrecord"]
+    run_main(input_file=utf8_file, vocab_file=vocab_file, output_file=outputs[0], **flags_)
+    run_main(
+        input_file=gbk_file,
+        vocab_file=vocab_file,
+        output_file=outputs[1],
+        input_encoding="gbk",
+        **flags_,
+    )
+    records = read_records(str(outputs[1]))
+    assert records and records == read_records(str(outputs[0]))
+    # The Chinese characters made it into the records (the original would have dropped them).
+    bei = VOCAB.index("北")
+    assert any(bei in parse(record)["input_ids"] for record in records)
+
+
+def test_vocab_without_mask_is_refused_naming_the_file_and_token(tmp_path, corpus):
+    input_file, _, output_dir = corpus
+    vocab_file = tmp_path / "no_mask_vocab.txt"
+    vocab_file.write_text("\n".join(t for t in VOCAB if t != "[MASK]") + "\n", "utf-8")
+    (output_dir / "o.tfrecord").write_bytes(b"previous run")
+    with pytest.raises(tokenization.MissingTokenError) as error:
+        run_main(
+            input_file=input_file, vocab_file=vocab_file, output_file=output_dir / "o.tfrecord"
+        )
+    assert str(error.value).startswith(f"{vocab_file} has no [MASK] token")
+    assert os.listdir(output_dir) == ["o.tfrecord"]
+    assert (output_dir / "o.tfrecord").read_bytes() == b"previous run"
 
 
 # --------------------------------------------------------------------------------------------

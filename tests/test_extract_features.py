@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 
 import extract_features
+import input_files
 import modeling
-from helpers import FILLER, run_script, write_tiny_model
+from helpers import FILLER, run_script, write_bert_config, write_tiny_model, write_vocab_for_texts
 
 tf1 = tf.compat.v1
 SEQ_LENGTH = 16
@@ -249,3 +250,97 @@ def test_reading_splits_pairs_on_the_last_separator_and_keeps_blank_lines(tmp_pa
         (2, "x ||| y", "z"),
         (3, "no|||pair", None),
     ]
+
+
+# ------------------------------------------------------------------------- bad input
+
+CHINESE_LINES = ["北京是中国的首都", "今天天气很好 ||| 我们去公园"]
+
+
+@pytest.fixture(scope="module")
+def chinese_bert(tmp_path_factory):
+    """A vocab of the Chinese lines' characters, its config and a random-init checkpoint."""
+    root = tmp_path_factory.mktemp("chinese")
+    vocab = write_vocab_for_texts(root / "vocab.txt", CHINESE_LINES)
+    write_bert_config(root / "bert_config.json", len(vocab), max_position_embeddings=32)
+    config = modeling.BertConfig.from_json_file(str(root / "bert_config.json"))
+    checkpoint = str(root / "bert_model.ckpt")
+    with tf.Graph().as_default():
+        modeling.BertModel(config, False, tf1.placeholder(tf.int32, [None, SEQ_LENGTH]))
+        with tf1.Session() as session:
+            session.run(tf1.global_variables_initializer())
+            tf1.train.Saver().save(session, checkpoint)
+    flags = dict(
+        vocab_file=str(root / "vocab.txt"),
+        bert_config_file=str(root / "bert_config.json"),
+        init_checkpoint=checkpoint,
+        max_seq_length=SEQ_LENGTH,
+        layers="-1",
+    )
+    return flags
+
+
+def test_gbk_input_fails_naming_line_and_flag_then_reads_with_input_encoding(
+    chinese_bert, tmp_path
+):
+    input_file = tmp_path / "input.txt"
+    input_file.write_bytes(("\n".join(CHINESE_LINES) + "\n").encode("gbk"))
+    output_file = tmp_path / "features.jsonl"
+    output_file.write_text("earlier run\n")
+    flags = dict(chinese_bert, input_file=input_file, output_file=output_file)
+    failed = run_script("extract_features.py", flags, expect_failure=True)
+    # "北" is b1 b1 in GBK.
+    assert (
+        f"{input_file}:1: not valid UTF-8 (byte 0xb1 at column 1); if the file is in another "
+        "encoding, pass --input_encoding=gbk"
+    ) in failed.stdout
+    assert output_file.read_text() == "earlier run\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["features.jsonl", "input.txt"]
+
+    run_script("extract_features.py", dict(flags, input_encoding="gbk"))
+    lines = [json.loads(line) for line in output_file.read_text(encoding="utf-8").splitlines()]
+    tokens = [[entry["token"] for entry in line["features"]] for line in lines]
+    assert tokens == [
+        ["[CLS]", *"北京是中国的首都", "[SEP]"],
+        ["[CLS]", *"今天天气很好", "[SEP]", *"我们去公园", "[SEP]"],
+    ]
+
+
+def test_empty_input_is_named_and_the_old_output_survives(tiny_bert, tmp_path):
+    flags, _ = tiny_bert
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    output_file = tmp_path / "features.jsonl"
+    output_file.write_text("earlier run\n")
+    result = run_script(
+        "extract_features.py",
+        dict(flags, input_file=empty, output_file=output_file, layers="-1", max_seq_length=16),
+        expect_failure=True,
+    )
+    assert f"--input_file={empty} is empty: there are no lines to extract features of" in (
+        result.stdout
+    )
+    assert output_file.read_text() == "earlier run\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["empty.txt", "features.jsonl"]
+    with pytest.raises(input_files.InputFileError, match="empty.txt is empty"):
+        extract_features.read_examples(str(empty))
+
+
+def test_vocab_larger_than_the_config_is_rejected_naming_both(tiny_bert, tmp_path):
+    flags, vocab = tiny_bert
+    config = json.loads(Path(flags["bert_config_file"]).read_text())
+    config["vocab_size"] = len(vocab) - 1
+    other_config = tmp_path / "other_bert_config.json"
+    other_config.write_text(json.dumps(config))
+    output_file = tmp_path / "features.jsonl"
+    output_file.write_text("earlier run\n")
+    result = run_script(
+        "extract_features.py",
+        dict(flags, bert_config_file=other_config, output_file=output_file, layers="-1"),
+        expect_failure=True,
+    )
+    assert (
+        f"{flags['vocab_file']} holds {len(vocab)} tokens but {other_config} has "
+        f"vocab_size={len(vocab) - 1}: the vocab and the config come from different models"
+    ) in result.stdout
+    assert output_file.read_text() == "earlier run\n"

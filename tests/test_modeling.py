@@ -85,6 +85,32 @@ def test_config_missing_and_malformed_files(tmp_path):
         modeling.BertConfig.from_json_file(str(broken))
 
 
+def test_config_that_is_not_utf8_or_is_an_lfs_pointer_is_named(tmp_path):
+    latin1 = tmp_path / "latin1_config.json"
+    latin1.write_bytes(b'{\n  "note": "caf\xe9",\n  "vocab_size": 30522\n}\n')
+    with pytest.raises(ValueError) as err:
+        modeling.BertConfig.from_json_file(str(latin1))
+    assert str(err.value) == (
+        f"{latin1}:2: not valid UTF-8 (byte 0xe9 at column 15); bert_config.json files are UTF-8"
+    )
+    pointer = tmp_path / "bert_config.json"
+    pointer.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 313\n")
+    with pytest.raises(ValueError, match="bert_config.json is a git-lfs pointer file"):
+        modeling.BertConfig.from_json_file(str(pointer))
+
+
+def test_checkpoint_of_git_lfs_pointers_is_named(tmp_path):
+    prefix = tmp_path / "bert_model.ckpt"
+    for suffix in (".index", ".data-00000-of-00001"):
+        (tmp_path / f"bert_model.ckpt{suffix}").write_bytes(
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 440473133\n"
+        )
+    config = modeling.BertConfig(vocab_size=10, hidden_size=8, num_attention_heads=2)
+    pointer_message = r"bert_model\.ckpt\.(data-00000-of-00001|index) is a git-lfs pointer"
+    with pytest.raises(ValueError, match=pointer_message):
+        modeling.check_checkpoint_fits(config, str(prefix))
+
+
 # ------------------------------------------------------------------- variable names
 
 

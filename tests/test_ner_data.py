@@ -79,7 +79,7 @@ def test_read_chinese_character_per_line(tmp_path):
     ]  # fmt: skip
     gbk = write(tmp_path, "zh_gbk.txt", text, encoding="gbk")
     assert by_line(ner_data.read_conll(gbk, "BIO", encoding="gbk")) == by_line(sentences)
-    with pytest.raises(DataFormatError, match=f"{gbk}:1: cannot be decoded as utf-8"):
+    with pytest.raises(DataFormatError, match=f"{gbk}:1: not valid UTF-8 .*--input_encoding"):
         ner_data.read_conll(gbk, "BIO")
 
 
@@ -100,7 +100,7 @@ def test_read_bmes_and_iobes(tmp_path):
 def test_undecodable_line_is_named(tmp_path):
     path = tmp_path / "bad.txt"
     path.write_bytes(b"a O\n\nb O\nc\xff O\n")
-    with pytest.raises(DataFormatError, match=f"{path}:4: cannot be decoded as utf-8"):
+    with pytest.raises(DataFormatError, match=f"{path}:4: not valid UTF-8 \\(byte 0xff at column 2\\)"):
         ner_data.read_conll(str(path), "BIO")
 
 

@@ -9,15 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from helpers import (
     FILLER,
     REPO_ROOT,
     read_eval_results,
     run_script,
+    write_bert_config,
     write_csv,
     write_keyword_task,
     write_tiny_model,
+    write_vocab_for_texts,
 )
 
 
@@ -394,3 +397,83 @@ def latest_checkpoint(model_dir: Path) -> str:
     import tensorflow as tf
 
     return tf.train.latest_checkpoint(str(model_dir))
+
+
+# ------------------------------------------------------------------ encodings and vocabs
+
+CHINESE_TRAIN = [("这部电影很好看", "好"), ("服务太差了", "差")]
+
+
+def write_chinese_task(root: Path):
+    """A GBK train.csv (as Excel saves Chinese text), a vocab of its characters and a config."""
+    data = root / "data"
+    data.mkdir()
+    rows = "".join(f"{text},{label}\r\n" for text, label in CHINESE_TRAIN)
+    (data / "train.csv").write_bytes(("text,label\r\n" + rows).encode("gbk"))
+    vocab = write_vocab_for_texts(root / "vocab.txt", [text for text, _ in CHINESE_TRAIN])
+    write_bert_config(root / "bert_config.json", len(vocab), max_position_embeddings=32)
+    model = {"vocab_file": root / "vocab.txt", "bert_config_file": root / "bert_config.json"}
+    return data, model, vocab
+
+
+def test_gbk_csv_fails_naming_line_and_flag_then_trains_with_input_encoding(tmp_path):
+    data, model, vocab = write_chinese_task(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "test_results.tsv").write_text("earlier run\n")
+    flags = common_flags(
+        model, data, out, task_name="generic", do_train=True, train_batch_size=2, labels="好,差"
+    )
+    failed = run_script("run_classifier.py", flags, expect_failure=True)
+    # Line 2 is "这部电影很好看,好": "这" is d5 e2 in GBK.
+    assert (
+        f"{data / 'train.csv'}:2: not valid UTF-8 (byte 0xd5 at column 1); if the file is in "
+        "another encoding, pass --input_encoding=gbk"
+    ) in failed.stdout
+    assert sorted(path.name for path in out.iterdir()) == ["test_results.tsv"]
+
+    run_script("run_classifier.py", dict(flags, input_encoding="gbk", num_train_epochs=1))
+    assert (out / "test_results.tsv").read_text() == "earlier run\n"
+    records = [r.numpy() for r in tf.data.TFRecordDataset(str(out / "train.tf_record"))]
+    spec = {
+        "input_ids": tf.io.FixedLenFeature([16], tf.int64),
+        "label_ids": tf.io.FixedLenFeature([], tf.int64),
+    }
+    parsed = [tf.io.parse_single_example(record, spec) for record in records]
+    for features, (text, label) in zip(parsed, CHINESE_TRAIN, strict=True):
+        tokens = ["[CLS]", *text, "[SEP]"]
+        expected = [vocab.index(token) for token in tokens] + [0] * (16 - len(tokens))
+        assert features["input_ids"].numpy().tolist() == expected
+        assert int(features["label_ids"]) == ["好", "差"].index(label)
+
+
+def test_vocab_larger_than_the_config_is_rejected_naming_both(tmp_path, small_csv_task):
+    (tmp_path / "model").mkdir()
+    model = write_tiny_model(tmp_path / "model")
+    num_tokens = len(Path(model["vocab_file"]).read_text(encoding="utf-8").splitlines())
+    smaller = tmp_path / "other_bert_config.json"
+    config = json.loads(Path(model["bert_config_file"]).read_text())
+    smaller.write_text(json.dumps(dict(config, vocab_size=num_tokens - 5)))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "test_results.tsv").write_text("earlier run\n")
+    output = failing_run(dict(model, bert_config_file=str(smaller)), small_csv_task, tmp_path)
+    assert (
+        f"{model['vocab_file']} holds {num_tokens} tokens but {smaller} has "
+        f"vocab_size={num_tokens - 5}: the vocab and the config come from different models"
+    ) in output
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["test_results.tsv"]
+    assert (tmp_path / "out" / "test_results.tsv").read_text() == "earlier run\n"
+
+
+def test_vocab_without_sep_is_named_where_features_are_built(tmp_path, small_csv_task):
+    (tmp_path / "model").mkdir()
+    model = write_tiny_model(tmp_path / "model")
+    vocab_file = Path(model["vocab_file"])
+    tokens = vocab_file.read_text(encoding="utf-8").splitlines()
+    # [SEP] replaced by another word, so that the vocab keeps its size.
+    vocab_file.write_text(
+        "\n".join("zzz" if t == "[SEP]" else t for t in tokens) + "\n", encoding="utf-8"
+    )
+    output = failing_run(model, small_csv_task, tmp_path, train_batch_size=2)
+    assert f"{vocab_file} has no [SEP] token, needed for the classifier's inputs" in output
+    assert not (tmp_path / "out" / "train.tf_record").exists()

@@ -179,6 +179,27 @@ def test_input_glob_matching_nothing_names_the_flag(pretraining_data, tmp_path):
     assert "--input_file: no file matches" in result.stdout
 
 
+def test_text_corpus_given_as_records_is_named_before_training(pretraining_data, tmp_path):
+    # A common slip: --input_file pointing at the corpus instead of create_pretraining_data's
+    # output. Without the check, TensorFlow stops mid-training with a DataLossError.
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.tfrecord").write_bytes((pretraining_data / "a.tfrecord").read_bytes())
+    corpus = data / "corpus.txt"
+    corpus.write_text("北京是中国的首都。\nThe second line.\n", encoding="utf-8")
+    flags = pretraining_flags(pretraining_data, tmp_path / "m", do_train=True, num_train_steps=2)
+    flags["input_file"] = f"{data}/*.tfrecord,{corpus}"
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "eval_results.txt").write_text("earlier run\n")
+    result = run_script("run_pretraining.py", flags, expect_failure=True)
+    assert (
+        f"{corpus} is not a TFRecord file: it is a text file starting with '北京是中国的首都。'"
+    ) in result.stdout
+    assert sorted(path.name for path in (tmp_path / "m").iterdir()) == ["eval_results.txt"]
+    assert (tmp_path / "m" / "eval_results.txt").read_text() == "earlier run\n"
+    assert corpus.read_text(encoding="utf-8").startswith("北京")
+
+
 ENCODER_CHECK = """
 import sys
 import numpy as np

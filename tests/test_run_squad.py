@@ -132,3 +132,76 @@ def test_squad_v2_answers_empty_where_the_null_wins(tmp_path):
             assert null_odds[qid] < 0.0
     results = read_eval_results(out / "eval_results.txt")
     assert results["HasAns_exact"] == 100.0 and results["NoAns_exact"] == 100.0
+
+
+# ------------------------------------------------------------------------- bad input
+
+
+def tiny_squad_model(tmp_path, data, vocab_size_change=0):
+    """Vocab and config for `data`; `vocab_size_change` < 0 makes the config's vocab_size
+    smaller than the vocab (a vocab and a config of different models)."""
+    texts = [p["context"] for p in data["data"][0]["paragraphs"]]
+    texts += [qa["question"] for p in data["data"][0]["paragraphs"] for qa in p["qas"]]
+    vocab = write_vocab_for_texts(tmp_path / "vocab.txt", texts)
+    write_bert_config(tmp_path / "bert_config.json", len(vocab) + vocab_size_change)
+    return len(vocab)
+
+
+def failing_squad_run(tmp_path, data_file, **extra):
+    """Runs run_squad.py expecting a failure before any work; an output file of an earlier
+    run must survive it. Returns the output."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "predictions.json").write_text('{"earlier": "run"}')
+    flags = {
+        "vocab_file": tmp_path / "vocab.txt",
+        "bert_config_file": tmp_path / "bert_config.json",
+        "output_dir": out,
+        "train_file": data_file,
+        "do_train": True,
+        "max_seq_length": 48,
+        "max_query_length": 16,
+    }
+    flags.update(extra)
+    result = run_script("run_squad.py", flags, expect_failure=True)
+    assert (out / "predictions.json").read_text() == '{"earlier": "run"}'
+    assert sorted(path.name for path in out.iterdir()) == ["predictions.json"]
+    return result.stdout
+
+
+def test_squad_v2_training_data_without_the_flag_says_to_add_it(tmp_path):
+    data = squad_json(with_unanswerable=True)
+    data_file = tmp_path / "train-v2.0.json"
+    data_file.write_text(json.dumps(data))
+    tiny_squad_model(tmp_path, data)
+    output = failing_squad_run(tmp_path, data_file)
+    assert (
+        f"{data_file}: question 'n1' is marked \"is_impossible\": this is SQuAD 2.0 training "
+        "data; pass --version_2_with_negative to train on it"
+    ) in output
+
+
+def test_vocab_larger_than_the_config_is_rejected_naming_both(tmp_path):
+    data = squad_json(with_unanswerable=False)
+    data_file = tmp_path / "train.json"
+    data_file.write_text(json.dumps(data))
+    num_tokens = tiny_squad_model(tmp_path, data, vocab_size_change=-3)
+    output = failing_squad_run(tmp_path, data_file)
+    assert (
+        f"{tmp_path / 'vocab.txt'} holds {num_tokens} tokens but "
+        f"{tmp_path / 'bert_config.json'} has vocab_size={num_tokens - 3}"
+    ) in output
+
+
+def test_gbk_squad_file_names_file_line_and_flag(tmp_path):
+    data = squad_json(with_unanswerable=False)
+    data["data"][0]["title"] = "北京"  # b1 b1 in GBK, and 0xb1 cannot start UTF-8
+    data_file = tmp_path / "train.json"
+    data_file.write_bytes(json.dumps(data, ensure_ascii=False, indent=1).encode("gbk"))
+    tiny_squad_model(tmp_path, data)
+    output = failing_squad_run(tmp_path, data_file)
+    lines = json.dumps(data, ensure_ascii=False, indent=1).split("\n")
+    line = next(number for number, text in enumerate(lines, 1) if "北" in text)
+    column = lines[line - 1].index("北") + 1
+    assert f"{data_file}:{line}: not valid UTF-8 (byte 0xb1 at column {column})" in output
+    assert "--input_encoding=gbk" in output

@@ -153,6 +153,57 @@ def test_read_v2_impossible_question(tmp_path):
     assert (example.start_position, example.end_position) == (-1, -1)
     assert example.orig_answer_text == ""
 
+    # The same file without --version_2_with_negative: the message says to add the flag.
+    with pytest.raises(squad_lib.SquadFormatError) as error:
+        squad_lib.read_squad_examples(path, True)
+    assert str(error.value) == (
+        f"{path}: question 'q1' is marked \"is_impossible\": this is SQuAD 2.0 training data; "
+        "pass --version_2_with_negative to train on it"
+    )
+    # Prediction does not look at the answers.
+    assert len(squad_lib.read_squad_examples(path, False)) == 1
+
+
+def test_gbk_file_fails_naming_line_and_flag_and_reads_with_its_encoding(tmp_path):
+    context = "北京是中国的首都"
+    squad = {
+        "version": "1.1",
+        "data": [
+            {
+                "title": "北京",
+                "paragraphs": [
+                    {
+                        "context": context,
+                        "qas": [
+                            {
+                                "id": "q1",
+                                "question": "中国的首都是哪里",
+                                "answers": [{"text": "北京", "answer_start": 0}],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "cmrc.json"
+    path.write_bytes(json.dumps(squad, ensure_ascii=False).encode("gbk"))
+    with pytest.raises(squad_lib.SquadFormatError) as error:
+        squad_lib.read_squad_examples(str(path), is_training=True)
+    column = json.dumps(squad, ensure_ascii=False).index("北") + 1
+    assert str(error.value).startswith(
+        f"{path}:1: not valid UTF-8 (byte 0xb1 at column {column}); if the file is in another "
+        "encoding, pass --input_encoding=gbk"
+    )
+    (example,) = squad_lib.read_squad_examples(str(path), is_training=True, encoding="gbk")
+    assert example.question_text == "中国的首都是哪里"
+    assert example.doc_tokens == [context]  # no spaces: one "word" before WordPiece
+    assert (example.orig_answer_text, example.start_position, example.end_position) == (
+        "北京",
+        0,
+        0,
+    )
+
 
 def test_training_skips_answers_not_found_in_context(tmp_path, caplog):
     context = "one two three"
@@ -742,3 +793,13 @@ def test_feature_for_a_missing_example_is_an_error(postprocess_case):
     _, features = postprocess_case
     with pytest.raises(ValueError, match="refers to example 0, but there are only 0 examples"):
         squad_lib.compute_predictions([], features, NULL_LOSES, 3, 3, True)
+
+
+def test_vocab_without_sep_is_named_when_features_are_built(tmp_path):
+    vocab_file = tmp_path / "no_sep_vocab.txt"
+    vocab_file.write_text("".join(t + "\n" for t in VOCAB if t != "[SEP]"), encoding="utf-8")
+    tokenizer = tokenization.FullTokenizer(str(vocab_file))
+    features = squad_lib.iter_features([make_example("one two")], tokenizer, 16, 8, 4, False)
+    with pytest.raises(tokenization.MissingTokenError) as error:
+        next(features)
+    assert str(error.value).startswith(f"{vocab_file} has no [SEP] token, needed for SQuAD's")

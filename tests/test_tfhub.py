@@ -1,6 +1,7 @@
 """Tests of tfhub.py (exporting both Hub formats, reading them back) and of
 run_classifier_with_tfhub.py fine-tuning through each format."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,25 @@ def test_classifier_fine_tunes_through_the_hub_model(hub_models, tmp_path, fmt):
     initial = tf.train.load_checkpoint(hub_models["checkpoint"])
     for name in ("bert/pooler/dense/kernel", "bert/embeddings/word_embeddings"):
         assert np.abs(trained.get_tensor(prefix + name) - initial.get_tensor(name)).max() > 1e-4
+
+
+def test_export_with_a_vocab_larger_than_the_config_is_refused_naming_both(hub_models, tmp_path):
+    config = json.loads(Path(hub_models["bert_config_file"]).read_text())
+    num_tokens = config["vocab_size"]
+    smaller = tmp_path / "other_bert_config.json"
+    smaller.write_text(json.dumps(dict(config, vocab_size=num_tokens - 2)))
+    result = run_script(
+        "tfhub.py",
+        dict(
+            vocab_file=hub_models["vocab_file"],
+            bert_config_file=smaller,
+            init_checkpoint=hub_models["checkpoint"],
+            output_dir=tmp_path / "hub",
+        ),
+        expect_failure=True,
+    )
+    assert (
+        f"{hub_models['vocab_file']} holds {num_tokens} tokens but {smaller} has "
+        f"vocab_size={num_tokens - 2}"
+    ) in result.stdout
+    assert not (tmp_path / "hub").exists()

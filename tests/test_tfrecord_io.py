@@ -10,6 +10,7 @@ import struct
 import pytest
 import tensorflow as tf
 
+import input_files
 import tfrecord_io
 
 
@@ -120,3 +121,31 @@ def test_bad_output_lists_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="more than once"):
         tfrecord_io.RoundRobinRecordWriter([path, path])
     assert os.listdir(tmp_path) == []
+
+
+def test_files_that_are_not_records_are_named_with_what_they_are(tmp_path):
+    good = tmp_path / "good.tfrecord"
+    with tf.io.TFRecordWriter(str(good)) as writer:
+        writer.write(
+            tf.train.Example(
+                features=tf.train.Features(
+                    feature={"input_ids": tfrecord_io.create_int_feature([1, 2])}
+                )
+            ).SerializeToString()
+        )
+    pointer = tmp_path / "pointer.tfrecord"
+    pointer.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 9\n")
+    text = tmp_path / "corpus.txt"
+    text.write_text("A sentence.\n", encoding="utf-8")
+    spec = {"input_ids": tfrecord_io.int_feature_spec(2)}
+    tfrecord_io.check_record_files([str(good)], spec)
+    with pytest.raises(input_files.InputFileError) as error:
+        tfrecord_io.check_record_files([str(good), str(text)], spec)
+    assert str(error.value) == (
+        f"{text} is not a TFRecord file: it is a text file starting with 'A sentence.'"
+    )
+    with pytest.raises(input_files.InputFileError) as error:
+        tfrecord_io.check_record_files([str(pointer), str(good)], spec)
+    assert str(error.value).startswith(
+        f"{pointer} is not a TFRecord file: it is a git-lfs pointer file"
+    )

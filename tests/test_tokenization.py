@@ -220,8 +220,9 @@ def test_character_classes():
 # --------------------------------------------------------------------------------------------
 # WordPiece and the full tokenizer.
 
+# The original's tokenization_test.py vocab, exactly: it has no [MASK] (or [PAD]).
 ORIGINAL_TEST_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "want", "##want", "##ed", "wa", "un"]
-ORIGINAL_TEST_TOKENS += ["runn", "##ing", ",", "[MASK]"]
+ORIGINAL_TEST_TOKENS += ["runn", "##ing", ","]
 
 
 def test_wordpiece_greedy_longest_match():
@@ -387,20 +388,62 @@ def test_empty_vocab_file_names_the_path(tmp_path):
         tokenization.load_vocab(str(path))
 
 
-def test_vocab_without_special_tokens_names_the_path_and_tokens(tmp_path):
+def test_vocab_without_special_tokens_is_accepted_until_one_is_needed(tmp_path):
     path = write_vocab(tmp_path, ["[UNK]", "[CLS]", "hello"], name="partial_vocab.txt")
-    with pytest.raises(tokenization.InvalidVocabError) as error:
-        tokenization.FullTokenizer(path)
-    assert "partial_vocab.txt" in str(error.value)
-    assert "[SEP], [MASK]" in str(error.value)
+    tokenizer = tokenization.FullTokenizer(path)
+    assert tokenizer.tokenize("Hello xyz") == ["hello", "[UNK]"]
+    assert tokenizer.convert_tokens_to_ids(["hello", "[UNK]"]) == [2, 0]
+    tokenization.require_tokens(tokenizer, ["[CLS]", "[UNK]"], "this use")
+    with pytest.raises(tokenization.MissingTokenError) as error:
+        tokenization.require_tokens(tokenizer, tokenization.PRETRAINING_TOKENS, "masking")
+    message = str(error.value)
+    assert message.startswith(path + " has no [SEP], [MASK] token, needed for masking")
+    assert isinstance(error.value, tokenization.InvalidVocabError)
     assert isinstance(error.value, ValueError)
+
+
+def test_vocab_without_unk_fails_only_for_a_word_without_pieces(tmp_path):
+    path = write_vocab(tmp_path, ["[CLS]", "[SEP]", "hello", "##s"], name="no_unk.txt")
+    tokenizer = tokenization.FullTokenizer(path)
+    assert tokenizer.convert_tokens_to_ids(tokenizer.tokenize("hellos hello")) == [2, 3, 2]
+    # As in the original, tokenizing gives [UNK]; converting it is what cannot be done.
+    tokens = tokenizer.tokenize("hello xyz")
+    assert tokens == ["hello", "[UNK]"]
+    with pytest.raises(tokenization.MissingTokenError) as error:
+        tokenizer.convert_tokens_to_ids(tokens)
+    assert str(error.value).startswith(f"{path} has no [UNK] token, needed for words that")
+    assert isinstance(error.value, KeyError)  # what the original raised
+    with pytest.raises(KeyError) as plain:
+        tokenizer.convert_tokens_to_ids(["absent"])
+    assert not isinstance(plain.value, tokenization.MissingTokenError)
+
+
+def test_git_lfs_pointer_vocab_is_named(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(
+        b"version https://git-lfs.github.com/spec/v1\noid sha256:"
+        + b"ab" * 32
+        + b"\nsize 231508\n"
+    )
+    with pytest.raises(tokenization.InvalidVocabError, match="vocab.txt is a git-lfs pointer"):
+        tokenization.FullTokenizer(str(path))
 
 
 def test_vocab_with_invalid_utf8_names_file_and_line(tmp_path):
     path = tmp_path / "bad_vocab.txt"
     path.write_bytes(b"[UNK]\n[CLS]\nb\xffad\n")
-    with pytest.raises(tokenization.InvalidVocabError, match="bad_vocab.txt:3"):
+    with pytest.raises(tokenization.InvalidVocabError) as error:
         tokenization.load_vocab(str(path))
+    assert str(error.value) == (
+        f"{path}:3: not valid UTF-8 (byte 0xff at column 2); vocab files are UTF-8, "
+        "whatever --input_encoding says"
+    )
+
+
+def test_vocab_byte_order_mark_is_dropped(tmp_path):
+    path = tmp_path / "bom_vocab.txt"
+    path.write_bytes(b"\xef\xbb\xbf[PAD]\n[UNK]\n")
+    assert list(tokenization.load_vocab(str(path)).items()) == [("[PAD]", 0), ("[UNK]", 1)]
 
 
 def test_scheme_paths_go_through_tensorflow_filesystems():
@@ -552,10 +595,14 @@ def test_spm_vocab_and_id_conversions(spm_model_file, raw_sp_model):
     assert tokenizer.convert_tokens_to_ids(["not-a-piece"]) == [raw_sp_model.unk_id()]
 
 
-def test_spm_model_without_special_tokens_is_rejected(tmp_path):
+def test_spm_model_without_special_tokens_fails_only_where_they_are_needed(tmp_path):
     model_file = train_spm_model(tmp_path, "plain_spm", [])
-    with pytest.raises(tokenization.InvalidVocabError, match="plain_spm.model"):
-        tokenization.SentencePieceTokenizer(model_file)
+    tokenizer = tokenization.SentencePieceTokenizer(model_file)
+    raw = pytest.importorskip("sentencepiece").SentencePieceProcessor(model_file=model_file)
+    assert tokenizer.tokenize("the cafe") == raw.EncodeAsPieces("the cafe")
+    with pytest.raises(tokenization.MissingTokenError) as error:
+        tokenization.require_tokens(tokenizer, tokenization.FEATURE_TOKENS, "the inputs")
+    assert str(error.value).startswith(f"{model_file} has no [CLS], [SEP] token")
 
 
 def test_spm_bad_model_files_name_the_path(tmp_path):
@@ -576,3 +623,14 @@ def test_create_tokenizer_picks_by_flags(tmp_path, spm_model_file):
     assert isinstance(both, tokenization.SentencePieceTokenizer)
     with pytest.raises(ValueError, match="--vocab_file"):
         tokenization.create_tokenizer()
+
+
+def test_spm_git_lfs_pointer_is_named(tmp_path):
+    pytest.importorskip("sentencepiece")
+    pointer = tmp_path / "spiece.model"
+    pointer.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 760289\n")
+    with pytest.raises(tokenization.InvalidVocabError) as error:
+        tokenization.SentencePieceTokenizer(str(pointer))
+    assert str(error.value).startswith(
+        f"{pointer} is a git-lfs pointer file, not the SentencePiece model itself"
+    )
