@@ -100,7 +100,8 @@ def test_read_bmes_and_iobes(tmp_path):
 def test_undecodable_line_is_named(tmp_path):
     path = tmp_path / "bad.txt"
     path.write_bytes(b"a O\n\nb O\nc\xff O\n")
-    with pytest.raises(DataFormatError, match=f"{path}:4: not valid UTF-8 \\(byte 0xff at column 2\\)"):
+    expected = f"{path}:4: not valid UTF-8 \\(byte 0xff at column 2\\)"
+    with pytest.raises(DataFormatError, match=expected):
         ner_data.read_conll(str(path), "BIO")
 
 
