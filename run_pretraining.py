@@ -93,9 +93,13 @@ def get_masked_lm_output(
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """The masked-LM head, its output layer tied to the word-embedding table.
 
+    The transform projects to the embedding width: `hidden_size` for BERT, ALBERT's
+    `embedding_size` (`cls/predictions/transform/dense/kernel` `[hidden_size,
+    embedding_size]`, as google-research/albert names and shapes it).
+
     Args:
       input_tensor: the encoder's `[batch_size, seq_length, hidden_size]` output.
-      output_weights: the `[vocab_size, hidden_size]` embedding table.
+      output_weights: the `[vocab_size, embedding_width]` embedding table.
       positions, label_ids: int32 `[batch_size, max_predictions_per_seq]`.
       label_weights: float `[batch_size, max_predictions_per_seq]`, 0 for padding slots.
 
@@ -108,7 +112,7 @@ def get_masked_lm_output(
         with tf1.variable_scope("transform"):
             hidden = modeling.dense_layer(
                 hidden,
-                bert_config.hidden_size,
+                bert_config.embedding_width,
                 activation=modeling.get_activation(bert_config.hidden_act),
                 initializer_range=bert_config.initializer_range,
             )
