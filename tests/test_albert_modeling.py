@@ -388,3 +388,12 @@ def test_albert_checkpoint_does_not_fit_a_bert_config(tmp_path):
         modeling.BertModel(modeling.BertConfig.from_dict(bert), False, tf.zeros([1, 4], tf.int32))
         with pytest.raises(ValueError, match=r"word_embeddings: checkpoint \[40, 6\] vs model"):
             modeling.get_assignment_map_from_checkpoint(tf1.trainable_variables(), prefix)
+
+
+def test_float16_albert_tracks_float32():
+    cfg = dict(TINY_ALBERT, num_hidden_layers=2)
+    ids, mask, types = make_inputs()
+    full, _ = run_tf_bert(cfg, ids, mask, types)
+    half, _ = run_tf_bert(cfg, ids, mask, types, compute_type=tf.float16)
+    assert half["sequence"].dtype == np.float16
+    assert np.abs(half["sequence"].astype(np.float32) - full["sequence"]).max() < 0.05
