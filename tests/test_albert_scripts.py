@@ -293,3 +293,32 @@ def test_hub_export_needs_exactly_one_tokenizer_file(albert, tmp_path):
         expect_failure=True,
     )
     assert "exactly one of --vocab_file and --spm_model_file" in failed.stdout
+
+
+@pytest.mark.slow
+def test_extract_features_counts_every_block_of_inner_groups(tmp_path):
+    albert = write_tiny_albert_model(tmp_path / "model", CHINESE_LINES * 5, inner_group_num=2)
+    input_file = tmp_path / "input.txt"
+    input_file.write_text(CHINESE_LINES[1] + "\n", encoding="utf-8")
+    # 3 layers of 2 blocks: --layers reaches back 6 outputs, not 3.
+    run_script(
+        "extract_features.py",
+        dict(
+            albert,
+            input_file=input_file,
+            output_file=tmp_path / "features.jsonl",
+            layers="-6",
+            max_seq_length=24,
+            batch_size=1,
+        ),
+    )
+    line = json.loads((tmp_path / "features.jsonl").read_text())
+    tokenizer = tokenization.SentencePieceTokenizer(albert["spm_model_file"])
+    tokens = ["[CLS]", *tokenizer.tokenize(CHINESE_LINES[1]), "[SEP]"]
+    ids = np.zeros([1, 24], np.int32)
+    ids[0, : len(tokens)] = tokenizer.convert_tokens_to_ids(tokens)
+    mask = (np.arange(24) < len(tokens)).astype(np.int32)[None]
+    direct = direct_albert_outputs(albert, ids, mask, np.zeros_like(ids))
+    assert len(direct["layers"]) == 6
+    written = [entry["layers"][0]["values"] for entry in line["features"]]
+    np.testing.assert_allclose(written, direct["layers"][0][0, : len(tokens)], atol=1e-5, rtol=0)
