@@ -4,6 +4,12 @@ Reads the TFRecords written by create_pretraining_data.py. Starting from scratch
 released checkpoint (`--init_checkpoint`), whose `cls/` heads are restored too, so continued
 pre-training on a domain corpus picks up exactly where Google's training stopped.
 
+An ALBERT config (`albert_config.json`) trains ALBERT with its heads, under
+google-research/albert's names: the masked-LM transform projects to `embedding_size`, and the
+sentence-order head is this next-sentence head (`cls/seq_relationship`), fed by the
+`next_sentence_labels` feature, the name ALBERT's records keep for the order label. The
+metrics keep the names `next_sentence_accuracy` / `next_sentence_loss`.
+
   python run_pretraining.py --input_file=out/*.tfrecord --output_dir=out/model \
       --bert_config_file=bert_config.json --do_train --num_train_steps=10000
 """
@@ -154,11 +160,14 @@ def mean_over_replicas(value: tf.Tensor) -> tf.Tensor:
 def get_next_sentence_output(
     bert_config: modeling.BertConfig, input_tensor: tf.Tensor, labels: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """The next-sentence head: a 2-way classifier on the pooled output.
+    """The next-sentence head: a 2-way classifier on the pooled output. ALBERT's
+    sentence-order head is the same layer (`cls/seq_relationship/output_weights`
+    `[2, hidden_size]`), trained on order labels.
 
     Args:
       input_tensor: the pooled `[batch_size, hidden_size]` output.
-      labels: int32 `[batch_size, 1]`, 0 = "B follows A", 1 = "B is random".
+      labels: int32 `[batch_size, 1]`, 0 = "B follows A", 1 = "B is random" (for
+        sentence-order data, 1 = "A and B swapped").
 
     Returns:
       `(mean loss, per_example_loss [batch_size], log_probs [batch_size, 2])`.
