@@ -324,3 +324,15 @@ def test_command_line_finds_the_sentencepiece_model(tmp_path):
     )
     assert (tmp_path / "tf" / "model.ckpt-best.index").exists()
     assert (tmp_path / "tf" / "spiece.model").read_bytes() == b"sp"
+
+
+def test_group_assignments_that_differ_from_transformers_are_warned_about(caplog):
+    sizes = dict(TINY_HF_ALBERT, num_hidden_layers=22, num_hidden_groups=22, inner_group_num=1)
+    with caplog.at_level("WARNING"):
+        convert_checkpoint.bert_config_from_hf(sizes, "c.json")
+    # transformers: int(15 / (22 / 22)) = 15; google-research/albert: int(15 / 22 * 22) = 14.
+    assert "layers [15]" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        convert_checkpoint.bert_config_from_hf(TINY_HF_ALBERT, "c.json")
+    assert "different weight groups" not in caplog.text
