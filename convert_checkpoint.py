@@ -873,30 +873,31 @@ def _copy_vocab(vocab_file: str, output_dir: str, vocab_size: int) -> None:
 
 def _tokenizer_file(
     input_dir: str, vocab_file: str | None, spm_model_file: str | None, albert: bool
-) -> str:
-    """The tokenizer's file: `spm_model_file` or `vocab_file` when given; else, for ALBERT,
-    the SentencePiece model in `input_dir` (spiece.model or 30k-clean.model), for BERT its
-    vocab.txt."""
+) -> tuple[str, bool]:
+    """The tokenizer's file and whether it is a SentencePiece model: `spm_model_file` or
+    `vocab_file` when given; else, for ALBERT, the SentencePiece model in `input_dir`
+    (spiece.model or 30k-clean.model), for BERT its vocab.txt."""
     if spm_model_file:
-        return _input_file(spm_model_file, input_dir, SPM_NAME, "--spm_model_file")
+        return _input_file(spm_model_file, input_dir, SPM_NAME, "--spm_model_file"), True
     if vocab_file or not albert:
-        return _input_file(vocab_file, input_dir, VOCAB_NAME, "--vocab_file")
+        return _input_file(vocab_file, input_dir, VOCAB_NAME, "--vocab_file"), False
     for name in _RELEASED_SPM_NAMES:
         if os.path.isfile(os.path.join(input_dir, name)):
-            return os.path.join(input_dir, name)
+            return os.path.join(input_dir, name), True
     raise FileNotFoundError(
         f"--input_dir: no SentencePiece model ({' or '.join(_RELEASED_SPM_NAMES)}) in "
         f"{input_dir}; name one with --spm_model_file"
     )
 
 
-def _copy_tokenizer_file(path: str, output_dir: str, vocab_size: int) -> None:
-    """A WordPiece vocab.txt is checked against the model and copied as vocab.txt; any other
-    file (a SentencePiece model) is copied as spiece.model."""
-    if os.path.basename(path).endswith(".txt"):
-        _copy_vocab(path, output_dir, vocab_size)
-    else:
+def _copy_tokenizer_file(tokenizer: tuple[str, bool], output_dir: str, vocab_size: int) -> None:
+    """A WordPiece vocab is checked against the model and copied as vocab.txt, a
+    SentencePiece model copied as spiece.model."""
+    path, sentencepiece = tokenizer
+    if sentencepiece:
         shutil.copyfile(path, os.path.join(output_dir, SPM_NAME))
+    else:
+        _copy_vocab(path, output_dir, vocab_size)
 
 
 # ----------------------------------------------------------------------------------------
@@ -920,7 +921,7 @@ def convert_safetensors_to_tf(
     config_file = _input_file(config_file, input_dir, HF_CONFIG_NAME, "--config_file")
     config = bert_config_from_hf(_read_json_object(config_file), source=config_file)
     albert = config.is_albert()
-    tokenizer_file = _tokenizer_file(input_dir, vocab_file, spm_model_file, albert)
+    tokenizer = _tokenizer_file(input_dir, vocab_file, spm_model_file, albert)
     source = os.path.join(input_dir, SAFETENSORS_NAME)
     variables = safetensors_to_google(read_safetensors(input_dir), config, source, config_file)
     checkpoint_name = ALBERT_CHECKPOINT_NAME if albert else CHECKPOINT_NAME
@@ -929,7 +930,7 @@ def convert_safetensors_to_tf(
         write_tf_checkpoint(variables, os.path.join(work_dir, checkpoint_name))
         with open(os.path.join(work_dir, config_name), "w", encoding="utf-8") as writer:
             writer.write(config.to_json_string())
-        _copy_tokenizer_file(tokenizer_file, work_dir, config.vocab_size)
+        _copy_tokenizer_file(tokenizer, work_dir, config.vocab_size)
     logging.info("Wrote %d variables to %s", len(variables), output_dir)
     return os.path.join(output_dir, checkpoint_name)
 
@@ -960,7 +961,7 @@ def convert_tf_to_safetensors(
 
     config_file = _google_config_file(config_file, input_dir)
     config = modeling.BertConfig.from_json_file(config_file)
-    tokenizer_file = _tokenizer_file(input_dir, vocab_file, spm_model_file, config.is_albert())
+    tokenizer = _tokenizer_file(input_dir, vocab_file, spm_model_file, config.is_albert())
     checkpoint = find_checkpoint(input_dir)
     tensors, architecture = google_to_safetensors(
         read_tf_checkpoint(checkpoint), config, checkpoint, config_file
@@ -971,7 +972,7 @@ def convert_tf_to_safetensors(
         save_file(tensors, os.path.join(work_dir, SAFETENSORS_NAME), metadata={"format": "pt"})
         with open(os.path.join(work_dir, HF_CONFIG_NAME), "w", encoding="utf-8") as writer:
             writer.write(json.dumps(hf_config, indent=2) + "\n")
-        _copy_tokenizer_file(tokenizer_file, work_dir, config.vocab_size)
+        _copy_tokenizer_file(tokenizer, work_dir, config.vocab_size)
     logging.info("Wrote %d tensors (%s) to %s", len(tensors), architecture, output_dir)
     return os.path.join(output_dir, SAFETENSORS_NAME)
 
