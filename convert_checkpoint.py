@@ -16,6 +16,21 @@ run, plus `bert_config.json` and `vocab.txt`):
 
 writes `model.safetensors`, a transformers `config.json` and `vocab.txt`.
 
+ALBERT (transformers' `AlbertModel` / `AlbertForPreTraining`, model_type "albert", with
+`spiece.model`) converts the same way to google-research/albert's layout
+(`model.ckpt-best.*`, `albert_config.json`, `spiece.model`) and back:
+
+  python convert_checkpoint.py --to=tf --input_dir=albert-base-v2 --output_dir=albert_tf
+  python convert_checkpoint.py --to=safetensors --input_dir=albert_base \
+      --output_dir=albert_hf
+
+transformers' `encoder.albert_layer_groups.<g>.albert_layers.<i>.attention.{query,key,value,
+dense,LayerNorm}`, `.ffn`, `.ffn_output`, `.full_layer_layer_norm` are Google's
+`bert/encoder/transformer/group_<g>/inner_group_<i>/attention_1/self/{query,key,value}`,
+`attention_1/output/dense`, `LayerNorm`, `ffn_1/intermediate/dense`,
+`ffn_1/intermediate/output/dense`, `LayerNorm_1`; `predictions.*` is `cls/predictions/*` and
+`sop_classifier.classifier` is `cls/seq_relationship/output_*`.
+
 Every tensor is mapped one to one; a tensor the converter does not know, or a required one
 that is missing, stops it with a list of the names. Dense kernels are transposed (PyTorch
 stores `[out, in]`, TensorFlow `[in, out]`). The activation name is translated so the
@@ -47,11 +62,18 @@ tf1 = tf.compat.v1
 FLAGS = flags.FLAGS
 
 CHECKPOINT_NAME = "bert_model.ckpt"
+# google-research/albert's releases name their files so.
+ALBERT_CHECKPOINT_NAME = "model.ckpt-best"
+ALBERT_CONFIG_NAME = "albert_config.json"
 SAFETENSORS_NAME = "model.safetensors"
 SAFETENSORS_INDEX_NAME = "model.safetensors.index.json"
 HF_CONFIG_NAME = "config.json"
 BERT_CONFIG_NAME = "bert_config.json"
 VOCAB_NAME = "vocab.txt"
+# The SentencePiece model: transformers' AlbertTokenizer looks for spiece.model; Google's
+# ALBERT releases ship 30k-clean.model.
+SPM_NAME = "spiece.model"
+_RELEASED_SPM_NAMES = (SPM_NAME, "30k-clean.model")
 
 # transformers' names of activations -> ours, chosen so the computed function is the same.
 _HF_TO_OUR_ACTIVATION = {
@@ -89,6 +111,24 @@ _HF_CONFIG_DEFAULTS = {
     "initializer_range": 0.02,
     "layer_norm_eps": 1e-12,
 }
+# transformers' AlbertConfig defaults (an ALBERT-xxlarge), likewise.
+_HF_ALBERT_CONFIG_DEFAULTS = {
+    "vocab_size": 30000,
+    "embedding_size": 128,
+    "hidden_size": 4096,
+    "num_hidden_layers": 12,
+    "num_hidden_groups": 1,
+    "num_attention_heads": 64,
+    "intermediate_size": 16384,
+    "inner_group_num": 1,
+    "hidden_act": "gelu_new",
+    "hidden_dropout_prob": 0,
+    "attention_probs_dropout_prob": 0,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "initializer_range": 0.02,
+    "layer_norm_eps": 1e-12,
+}
 _SHARED_CONFIG_KEYS = (
     "vocab_size",
     "hidden_size",
@@ -112,10 +152,14 @@ _TRAINING_STATE_PATTERN = re.compile(
     r"^(global_step|loss_scale|loss_scale_finite_steps|gradient_accumulation_step)$"
     r"|/(adam_m|adam_v|lamb_m|lamb_v|gradient_accumulator)$"
 )
-# The head transformers ties to the word embeddings; Google's format has no copy of it.
-_HF_DECODER_WEIGHT = "cls.predictions.decoder.weight"
-_HF_DECODER_BIAS = "cls.predictions.decoder.bias"
-_HF_MLM_BIAS = "cls.predictions.bias"
+# transformers' masked-LM head of BERT and of ALBERT. Its decoder is tied to the word
+# embeddings and its bias; Google's format has no copy of either.
+_HF_BERT_MLM = "cls.predictions"
+_HF_ALBERT_MLM = "predictions"
+_HF_MLM_BIAS = _HF_BERT_MLM + ".bias"
+# transformers' AlbertModel always projects the embeddings; google-research/albert only
+# when embedding_size differs from hidden_size.
+_HF_ALBERT_MAPPING = "encoder.embedding_hidden_mapping_in"
 
 # The parts of a BERT checkpoint. The encoder is required; each other part is either
 # present whole or absent.
@@ -146,37 +190,51 @@ def _layer_norm_specs(hf_prefix, google_prefix, width, part):
     ]
 
 
-def tensor_specs(config: modeling.BertConfig) -> list[TensorSpec]:
-    """Every tensor a BERT of `config` can have, in both namings.
-
-    `hf_name` is transformers' name without the `bert.` prefix; `google_shape` is the shape
-    in the TF checkpoint (a transposed kernel has the reverse shape in PyTorch).
-    """
-    hidden, inner = config.hidden_size, config.intermediate_size
+def _embedding_specs(config: modeling.BertConfig, width: int) -> list[TensorSpec]:
+    tables = (
+        ("word_embeddings", config.vocab_size),
+        ("position_embeddings", config.max_position_embeddings),
+        ("token_type_embeddings", config.type_vocab_size),
+    )
     specs = [
         TensorSpec(
-            "embeddings.word_embeddings.weight",
-            "bert/embeddings/word_embeddings",
+            f"embeddings.{table}.weight", f"bert/embeddings/{table}", False, (rows, width), ENCODER
+        )
+        for table, rows in tables
+    ]
+    return specs + _layer_norm_specs(
+        "embeddings.LayerNorm", "bert/embeddings/LayerNorm", width, ENCODER
+    )
+
+
+def _sentence_pair_specs(hf_prefix: str, hidden: int) -> list[TensorSpec]:
+    # Google multiplies by output_weights transposed, so it is stored [2, hidden] like
+    # PyTorch's Linear weight: no transpose here.
+    return [
+        TensorSpec(
+            f"{hf_prefix}.weight",
+            "cls/seq_relationship/output_weights",
             False,
-            (config.vocab_size, hidden),
-            ENCODER,
+            (2, hidden),
+            NEXT_SENTENCE,
         ),
         TensorSpec(
-            "embeddings.position_embeddings.weight",
-            "bert/embeddings/position_embeddings",
-            False,
-            (config.max_position_embeddings, hidden),
-            ENCODER,
-        ),
-        TensorSpec(
-            "embeddings.token_type_embeddings.weight",
-            "bert/embeddings/token_type_embeddings",
-            False,
-            (config.type_vocab_size, hidden),
-            ENCODER,
+            f"{hf_prefix}.bias", "cls/seq_relationship/output_bias", False, (2,), NEXT_SENTENCE
         ),
     ]
-    specs += _layer_norm_specs("embeddings.LayerNorm", "bert/embeddings/LayerNorm", hidden, ENCODER)
+
+
+def tensor_specs(config: modeling.BertConfig) -> list[TensorSpec]:
+    """Every tensor a BERT (or, for an ALBERT config, an ALBERT) of `config` can have, in
+    both namings.
+
+    `hf_name` is transformers' name without the `bert.` (`albert.`) prefix; `google_shape`
+    is the shape in the TF checkpoint (a transposed kernel has the reverse shape in PyTorch).
+    """
+    if config.is_albert():
+        return albert_tensor_specs(config)
+    hidden, inner = config.hidden_size, config.intermediate_size
+    specs = _embedding_specs(config, hidden)
     for index in range(config.num_hidden_layers):
         hf, google = f"encoder.layer.{index}", f"bert/encoder/layer_{index}"
         for projection in ("query", "key", "value"):
@@ -228,25 +286,75 @@ def tensor_specs(config: modeling.BertConfig) -> list[TensorSpec]:
             _HF_MLM_BIAS, "cls/predictions/output_bias", False, (config.vocab_size,), MASKED_LM
         )
     )
-    # Google multiplies by output_weights transposed, so it is stored [2, hidden] like
-    # PyTorch's Linear weight: no transpose here.
-    specs += [
+    return specs + _sentence_pair_specs("cls.seq_relationship", hidden)
+
+
+def albert_tensor_specs(config: modeling.BertConfig) -> list[TensorSpec]:
+    """Every tensor of an ALBERT: transformers' AlbertModel / AlbertForPreTraining names
+    (without `albert.`) and google-research/albert's.
+
+    transformers' `embedding_hidden_mapping_in` is listed only when the widths differ, as
+    Google's exists only then (see `_drop_identity_mapping`).
+    """
+    embedding, hidden, inner = config.embedding_width, config.hidden_size, config.intermediate_size
+    specs = _embedding_specs(config, embedding)
+    if embedding != hidden:
+        specs += _dense_specs(
+            _HF_ALBERT_MAPPING,
+            "bert/encoder/embedding_hidden_mapping_in",
+            embedding,
+            hidden,
+            ENCODER,
+        )
+    for group in range(config.hidden_groups):
+        for index in range(config.inner_groups):
+            hf = f"encoder.albert_layer_groups.{group}.albert_layers.{index}"
+            google = f"bert/encoder/transformer/group_{group}/inner_group_{index}"
+            for projection in ("query", "key", "value"):
+                specs += _dense_specs(
+                    f"{hf}.attention.{projection}",
+                    f"{google}/attention_1/self/{projection}",
+                    hidden,
+                    hidden,
+                    ENCODER,
+                )
+            specs += _dense_specs(
+                f"{hf}.attention.dense",
+                f"{google}/attention_1/output/dense",
+                hidden,
+                hidden,
+                ENCODER,
+            )
+            specs += _layer_norm_specs(
+                f"{hf}.attention.LayerNorm", f"{google}/LayerNorm", hidden, ENCODER
+            )
+            specs += _dense_specs(
+                f"{hf}.ffn", f"{google}/ffn_1/intermediate/dense", hidden, inner, ENCODER
+            )
+            specs += _dense_specs(
+                f"{hf}.ffn_output",
+                f"{google}/ffn_1/intermediate/output/dense",
+                inner,
+                hidden,
+                ENCODER,
+            )
+            specs += _layer_norm_specs(
+                f"{hf}.full_layer_layer_norm", f"{google}/LayerNorm_1", hidden, ENCODER
+            )
+    specs += _dense_specs("pooler", "bert/pooler/dense", hidden, hidden, POOLER)
+    mlm = _HF_ALBERT_MLM
+    specs += _dense_specs(
+        f"{mlm}.dense", "cls/predictions/transform/dense", hidden, embedding, MASKED_LM
+    )
+    specs += _layer_norm_specs(
+        f"{mlm}.LayerNorm", "cls/predictions/transform/LayerNorm", embedding, MASKED_LM
+    )
+    specs.append(
         TensorSpec(
-            "cls.seq_relationship.weight",
-            "cls/seq_relationship/output_weights",
-            False,
-            (2, hidden),
-            NEXT_SENTENCE,
-        ),
-        TensorSpec(
-            "cls.seq_relationship.bias",
-            "cls/seq_relationship/output_bias",
-            False,
-            (2,),
-            NEXT_SENTENCE,
-        ),
-    ]
-    return specs
+            f"{mlm}.bias", "cls/predictions/output_bias", False, (config.vocab_size,), MASKED_LM
+        )
+    )
+    return specs + _sentence_pair_specs("sop_classifier.classifier", hidden)
 
 
 def _hf_shape(spec: TensorSpec) -> tuple[int, ...]:
@@ -290,16 +398,22 @@ def _check_shapes(tensors: dict[str, np.ndarray], specs, name_of, shape_of, sour
 # safetensors -> Google names
 
 
-def _canonical_hf_name(name: str) -> str:
-    """Drops the `bert.` prefix of task models and renames old LayerNorm gamma/beta."""
-    if name.startswith("bert."):
-        name = name[len("bert.") :]
+def _model_prefix(config: modeling.BertConfig) -> str:
+    """The prefix of encoder tensors in transformers' task models."""
+    return "albert." if config.is_albert() else "bert."
+
+
+def _canonical_hf_name(name: str, model_prefix: str = "bert.") -> str:
+    """Drops the `bert.` (`albert.`) prefix of task models and renames old LayerNorm
+    gamma/beta."""
+    if name.startswith(model_prefix):
+        name = name[len(model_prefix) :]
     name = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", name)
     return re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", name)
 
 
 def _canonical_hf_tensors(
-    tensors: dict[str, np.ndarray], source: str
+    tensors: dict[str, np.ndarray], source: str, model_prefix: str = "bert."
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Renames to canonical names and drops the buffers transformers recomputes.
 
@@ -311,7 +425,7 @@ def _canonical_hf_tensors(
     canonical: dict[str, np.ndarray] = {}
     original_of: dict[str, str] = {}
     for name, value in tensors.items():
-        new_name = _canonical_hf_name(name)
+        new_name = _canonical_hf_name(name, model_prefix)
         if new_name in _IGNORED_HF_BUFFERS:
             logging.info("Ignoring %s: a buffer transformers rebuilds, not a weight", name)
             continue
@@ -325,30 +439,78 @@ def _canonical_hf_tensors(
     return canonical, original_of
 
 
-def _fold_tied_decoder(tensors: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+def _fold_tied_decoder(
+    tensors: dict[str, np.ndarray], source: str, mlm_prefix: str = _HF_BERT_MLM
+) -> dict[str, np.ndarray]:
     """Removes transformers' copies of tied tensors after checking they are true copies.
 
     Google's masked-LM head multiplies by the word embeddings and has one output bias, so an
     untied decoder weight cannot be represented and is refused rather than lost.
+    `mlm_prefix` is the head's name: `cls.predictions` (BERT) or `predictions` (ALBERT).
     """
     tensors = dict(tensors)
-    decoder_weight = tensors.pop(_HF_DECODER_WEIGHT, None)
+    decoder_weight_name = f"{mlm_prefix}.decoder.weight"
+    decoder_bias_name = f"{mlm_prefix}.decoder.bias"
+    bias_name = f"{mlm_prefix}.bias"
+    decoder_weight = tensors.pop(decoder_weight_name, None)
     if decoder_weight is not None:
         embeddings = tensors.get("embeddings.word_embeddings.weight")
         if embeddings is None or not np.array_equal(decoder_weight, embeddings):
             raise ValueError(
-                f"{source}: {_HF_DECODER_WEIGHT} differs from the word embeddings; Google's "
+                f"{source}: {decoder_weight_name} differs from the word embeddings; Google's "
                 "format ties them, so this masked-LM head cannot be converted"
             )
-    decoder_bias = tensors.pop(_HF_DECODER_BIAS, None)
+    decoder_bias = tensors.pop(decoder_bias_name, None)
     if decoder_bias is not None:
-        bias = tensors.setdefault(_HF_MLM_BIAS, decoder_bias)
+        bias = tensors.setdefault(bias_name, decoder_bias)
         if not np.array_equal(bias, decoder_bias):
             raise ValueError(
-                f"{source}: {_HF_DECODER_BIAS} differs from {_HF_MLM_BIAS}; Google's format "
+                f"{source}: {decoder_bias_name} differs from {bias_name}; Google's format "
                 "has one output bias"
             )
     return tensors
+
+
+def _albert_has_no_mapping(config: modeling.BertConfig) -> bool:
+    return config.is_albert() and config.embedding_width == config.hidden_size
+
+
+def _drop_identity_mapping(
+    tensors: dict[str, np.ndarray], config: modeling.BertConfig, source: str
+) -> dict[str, np.ndarray]:
+    """Removes transformers' `embedding_hidden_mapping_in` of an ALBERT whose embedding and
+    hidden widths are equal, where Google's model has none, when it is the identity (as
+    `identity_mapping` writes it); any other projection would be lost, so it is refused."""
+    if not _albert_has_no_mapping(config):
+        return tensors
+    tensors = dict(tensors)
+    weight = tensors.pop(_HF_ALBERT_MAPPING + ".weight", None)
+    bias = tensors.pop(_HF_ALBERT_MAPPING + ".bias", None)
+    if weight is None and bias is None:
+        return tensors
+    width = config.hidden_size
+    if (
+        weight is None
+        or bias is None
+        or not np.array_equal(weight, np.eye(width, dtype=weight.dtype))
+        or np.any(bias)
+    ):
+        raise ValueError(
+            f"{source}: embedding_size equals hidden_size ({width}), where "
+            f"google-research/albert has no {_HF_ALBERT_MAPPING}, and this one is not the "
+            "identity, so it cannot be converted"
+        )
+    return tensors
+
+
+def identity_mapping(config: modeling.BertConfig) -> dict[str, np.ndarray]:
+    """transformers' `embedding_hidden_mapping_in` that computes what Google's ALBERT does
+    when the widths are equal (no projection): the identity, `[hidden, hidden]`, and zeros."""
+    width = config.hidden_size
+    return {
+        _HF_ALBERT_MAPPING + ".weight": np.eye(width, dtype=np.float32),
+        _HF_ALBERT_MAPPING + ".bias": np.zeros([width], np.float32),
+    }
 
 
 def _as_float32(name: str, value: np.ndarray) -> np.ndarray:
@@ -370,7 +532,9 @@ def safetensors_to_google(
 
     Args:
       tensors: name -> array as stored by transformers (`BertModel`, `BertForPreTraining`,
-        with or without the `bert.` prefix). Kernels are `[out_width, in_width]`.
+        with or without the `bert.` prefix; for an ALBERT config `AlbertModel`,
+        `AlbertForPreTraining`, with or without `albert.`). Kernels are `[out_width,
+        in_width]`.
       config: sizes to check every shape against.
       source, config_source: names used in error messages.
 
@@ -380,15 +544,17 @@ def safetensors_to_google(
     Raises:
       ValueError: a tensor is unknown, required but missing, or of the wrong shape.
     """
-    canonical, original_of = _canonical_hf_tensors(tensors, source)
-    tensors = _fold_tied_decoder(canonical, source)
+    canonical, original_of = _canonical_hf_tensors(tensors, source, _model_prefix(config))
+    mlm_prefix = _HF_ALBERT_MLM if config.is_albert() else _HF_BERT_MLM
+    tensors = _fold_tied_decoder(canonical, source, mlm_prefix)
+    tensors = _drop_identity_mapping(tensors, config, source)
     specs = tensor_specs(config)
     known = {spec.hf_name for spec in specs}
     unknown = sorted(original_of[name] for name in set(tensors) - known)
     if unknown:
         raise ValueError(
-            f"{source} holds {len(unknown)} tensors with no Google BERT counterpart: "
-            + ", ".join(unknown)
+            f"{source} holds {len(unknown)} tensors with no Google {_family(config)} "
+            "counterpart: " + ", ".join(unknown)
         )
     parts = _check_parts_complete(set(tensors), specs, lambda spec: spec.hf_name, source)
     _check_shapes(tensors, specs, lambda spec: spec.hf_name, _hf_shape, source, config_source)
@@ -410,6 +576,18 @@ _ARCHITECTURE_FOR_HEADS = {
     frozenset({NEXT_SENTENCE}): "BertForNextSentencePrediction",
     frozenset({MASKED_LM, NEXT_SENTENCE}): "BertForPreTraining",
 }
+# transformers has no ALBERT class with the sentence-order head alone; AlbertForPreTraining
+# loads it and initializes the masked-LM head.
+_ALBERT_ARCHITECTURE_FOR_HEADS = {
+    frozenset(): "AlbertModel",
+    frozenset({MASKED_LM}): "AlbertForMaskedLM",
+    frozenset({NEXT_SENTENCE}): "AlbertForPreTraining",
+    frozenset({MASKED_LM, NEXT_SENTENCE}): "AlbertForPreTraining",
+}
+
+
+def _family(config: modeling.BertConfig) -> str:
+    return "ALBERT" if config.is_albert() else "BERT"
 
 
 def google_to_safetensors(
@@ -427,8 +605,10 @@ def google_to_safetensors(
 
     Returns:
       `(tensors, architecture)`: transformers name -> array (kernels `[out_width,
-      in_width]`; a `bert.` prefix when there are heads, as transformers saves task models),
-      and the transformers class that matches the heads found.
+      in_width]`; a `bert.` (`albert.`) prefix when there are heads, as transformers saves
+      task models), and the transformers class that matches the heads found. An ALBERT
+      whose widths are equal gets an identity `embedding_hidden_mapping_in`, which
+      transformers' AlbertModel always has.
 
     Raises:
       ValueError: a variable is unknown, required but missing, or of the wrong shape.
@@ -456,16 +636,20 @@ def google_to_safetensors(
         config_source,
     )
     heads = frozenset(parts & {MASKED_LM, NEXT_SENTENCE})
+    encoder_tensors = identity_mapping(config) if _albert_has_no_mapping(config) else {}
     tensors = {}
     for spec in specs:
         if spec.part not in parts:
             continue
         value = weights[spec.google_name]
-        name = spec.hf_name
-        if heads and spec.part in (ENCODER, POOLER):
-            name = "bert." + name
-        tensors[name] = np.ascontiguousarray(value.T) if spec.transpose else value
-    return tensors, _ARCHITECTURE_FOR_HEADS[heads]
+        target = encoder_tensors if spec.part in (ENCODER, POOLER) else tensors
+        target[spec.hf_name] = np.ascontiguousarray(value.T) if spec.transpose else value
+    prefix = _model_prefix(config) if heads else ""
+    tensors.update((prefix + name, value) for name, value in encoder_tensors.items())
+    architectures = (
+        _ALBERT_ARCHITECTURE_FOR_HEADS if config.is_albert() else _ARCHITECTURE_FOR_HEADS
+    )
+    return tensors, architectures[heads]
 
 
 # ----------------------------------------------------------------------------------------
@@ -473,17 +657,19 @@ def google_to_safetensors(
 
 
 def bert_config_from_hf(hf_config: dict, source: str = HF_CONFIG_NAME) -> modeling.BertConfig:
-    """Builds our `BertConfig` from a transformers `config.json` dict.
+    """Builds our `BertConfig` from a transformers `config.json` dict (model_type "bert",
+    or "albert", which gives an ALBERT config as google-research/albert writes it).
 
     Raises:
       ValueError: the config describes something this BERT cannot compute the same way
         (another model type, activation, LayerNorm epsilon or position embedding type).
     """
-    values = dict(_HF_CONFIG_DEFAULTS, **hf_config)
+    model_type = hf_config.get("model_type", "bert")
+    albert = model_type == "albert"
+    values = dict(_HF_ALBERT_CONFIG_DEFAULTS if albert else _HF_CONFIG_DEFAULTS, **hf_config)
     problems = []
-    model_type = values.get("model_type", "bert")
-    if model_type != "bert":
-        problems.append(f"model_type is {model_type!r}, not 'bert'")
+    if model_type not in ("bert", "albert"):
+        problems.append(f"model_type is {model_type!r}, not 'bert' or 'albert'")
     activation = values["hidden_act"]
     if not isinstance(activation, str) or activation.lower() not in _HF_TO_OUR_ACTIVATION:
         known = ", ".join(sorted(_HF_TO_OUR_ACTIVATION))
@@ -497,9 +683,33 @@ def bert_config_from_hf(hf_config: dict, source: str = HF_CONFIG_NAME) -> modeli
         problems.append("decoder models (is_decoder / add_cross_attention) are not supported")
     if problems:
         raise ValueError(f"Cannot convert {source}: " + "; ".join(problems))
-    google_values = {key: values[key] for key in _SHARED_CONFIG_KEYS}
+    keys = _SHARED_CONFIG_KEYS + (modeling.ALBERT_CONFIG_KEYS if albert else ())
+    google_values = {key: values[key] for key in keys}
     google_values["hidden_act"] = _HF_TO_OUR_ACTIVATION[activation.lower()]
-    return modeling.BertConfig.from_dict(google_values, source=source)
+    config = modeling.BertConfig.from_dict(google_values, source=source)
+    if albert:
+        _warn_if_groups_differ(config, source)
+    return config
+
+
+def _warn_if_groups_differ(config: modeling.BertConfig, source: str) -> None:
+    """transformers picks a layer's group as int(l / (L / G)), google-research/albert as
+    int(l / L * G); for a few sizes the float results differ and so would the outputs."""
+    layers, groups = config.num_hidden_layers, config.hidden_groups
+    differing = [
+        layer
+        for layer in range(layers)
+        if int(layer / (layers / groups)) != modeling.albert_group_of_layer(layer, layers, groups)
+    ]
+    if differing:
+        logging.warning(
+            "%s: with %d layers in %d groups, transformers and google-research/albert give "
+            "layers %s different weight groups; the converted model will not compute the same",
+            source,
+            layers,
+            groups,
+            differing,
+        )
 
 
 def hf_config_from_bert(config: modeling.BertConfig, architecture: str) -> dict:
@@ -513,9 +723,16 @@ def hf_config_from_bert(config: modeling.BertConfig, architecture: str) -> dict:
         known = ", ".join(sorted(_OUR_TO_HF_ACTIVATION))
         raise ValueError(f"hidden_act {activation!r} has no transformers equivalent ({known})")
     hf_config = {key: getattr(config, key) for key in _SHARED_CONFIG_KEYS}
+    if config.is_albert():
+        hf_config.update(
+            embedding_size=config.embedding_width,
+            num_hidden_groups=config.hidden_groups,
+            inner_group_num=config.inner_groups,
+        )
+        _warn_if_groups_differ(config, "the ALBERT config")
     hf_config.update(
         architectures=[architecture],
-        model_type="bert",
+        model_type="albert" if config.is_albert() else "bert",
         hidden_act=_OUR_TO_HF_ACTIVATION[activation.lower()],
         layer_norm_eps=_LAYER_NORM_EPSILON,
         position_embedding_type="absolute",
@@ -624,10 +841,12 @@ def read_tf_checkpoint(checkpoint_prefix: str) -> dict[str, np.ndarray]:
 
 
 def find_checkpoint(model_dir: str) -> str:
-    """`<model_dir>/bert_model.ckpt` when present, else the newest checkpoint in `model_dir`."""
-    released = os.path.join(model_dir, CHECKPOINT_NAME)
-    if tf.io.gfile.exists(released + ".index"):
-        return released
+    """`<model_dir>/bert_model.ckpt` (or ALBERT's `model.ckpt-best`) when present, else the
+    newest checkpoint in `model_dir`."""
+    for name in (CHECKPOINT_NAME, ALBERT_CHECKPOINT_NAME):
+        released = os.path.join(model_dir, name)
+        if tf.io.gfile.exists(released + ".index"):
+            return released
     newest = tf.train.latest_checkpoint(model_dir)
     if newest is None:
         raise FileNotFoundError(
@@ -657,6 +876,35 @@ def _copy_vocab(vocab_file: str, output_dir: str, vocab_size: int) -> None:
     shutil.copyfile(vocab_file, os.path.join(output_dir, VOCAB_NAME))
 
 
+def _tokenizer_file(
+    input_dir: str, vocab_file: str | None, spm_model_file: str | None, albert: bool
+) -> tuple[str, bool]:
+    """The tokenizer's file and whether it is a SentencePiece model: `spm_model_file` or
+    `vocab_file` when given; else, for ALBERT, the SentencePiece model in `input_dir`
+    (spiece.model or 30k-clean.model), for BERT its vocab.txt."""
+    if spm_model_file:
+        return _input_file(spm_model_file, input_dir, SPM_NAME, "--spm_model_file"), True
+    if vocab_file or not albert:
+        return _input_file(vocab_file, input_dir, VOCAB_NAME, "--vocab_file"), False
+    for name in _RELEASED_SPM_NAMES:
+        if os.path.isfile(os.path.join(input_dir, name)):
+            return os.path.join(input_dir, name), True
+    raise FileNotFoundError(
+        f"--input_dir: no SentencePiece model ({' or '.join(_RELEASED_SPM_NAMES)}) in "
+        f"{input_dir}; name one with --spm_model_file"
+    )
+
+
+def _copy_tokenizer_file(tokenizer: tuple[str, bool], output_dir: str, vocab_size: int) -> None:
+    """A WordPiece vocab is checked against the model and copied as vocab.txt, a
+    SentencePiece model copied as spiece.model."""
+    path, sentencepiece = tokenizer
+    if sentencepiece:
+        shutil.copyfile(path, os.path.join(output_dir, SPM_NAME))
+    else:
+        _copy_vocab(path, output_dir, vocab_size)
+
+
 # ----------------------------------------------------------------------------------------
 # Whole conversions
 
@@ -667,24 +915,38 @@ def convert_safetensors_to_tf(
     config_file: str | None = None,
     vocab_file: str | None = None,
     overwrite: bool = False,
+    spm_model_file: str | None = None,
 ) -> str:
-    """Converts a transformers BERT directory to Google's layout.
+    """Converts a transformers BERT (or ALBERT) directory to Google's layout.
 
-    Writes `bert_model.ckpt.*`, `bert_config.json` and `vocab.txt` into `output_dir` and
-    returns the checkpoint prefix (`<output_dir>/bert_model.ckpt`).
+    Writes `bert_model.ckpt.*`, `bert_config.json` and `vocab.txt` into `output_dir` (for
+    ALBERT `model.ckpt-best.*`, `albert_config.json` and `spiece.model`, as
+    google-research/albert's releases) and returns the checkpoint prefix.
     """
     config_file = _input_file(config_file, input_dir, HF_CONFIG_NAME, "--config_file")
-    vocab_file = _input_file(vocab_file, input_dir, VOCAB_NAME, "--vocab_file")
     config = bert_config_from_hf(_read_json_object(config_file), source=config_file)
+    albert = config.is_albert()
+    tokenizer = _tokenizer_file(input_dir, vocab_file, spm_model_file, albert)
     source = os.path.join(input_dir, SAFETENSORS_NAME)
     variables = safetensors_to_google(read_safetensors(input_dir), config, source, config_file)
+    checkpoint_name = ALBERT_CHECKPOINT_NAME if albert else CHECKPOINT_NAME
+    config_name = ALBERT_CONFIG_NAME if albert else BERT_CONFIG_NAME
     with atomic_files.new_local_directory(output_dir, overwrite) as work_dir:
-        write_tf_checkpoint(variables, os.path.join(work_dir, CHECKPOINT_NAME))
-        with open(os.path.join(work_dir, BERT_CONFIG_NAME), "w", encoding="utf-8") as writer:
+        write_tf_checkpoint(variables, os.path.join(work_dir, checkpoint_name))
+        with open(os.path.join(work_dir, config_name), "w", encoding="utf-8") as writer:
             writer.write(config.to_json_string())
-        _copy_vocab(vocab_file, work_dir, config.vocab_size)
+        _copy_tokenizer_file(tokenizer, work_dir, config.vocab_size)
     logging.info("Wrote %d variables to %s", len(variables), output_dir)
-    return os.path.join(output_dir, CHECKPOINT_NAME)
+    return os.path.join(output_dir, checkpoint_name)
+
+
+def _google_config_file(given: str | None, input_dir: str) -> str:
+    """`given`, else bert_config.json in `input_dir`, else ALBERT's albert_config.json."""
+    albert_config = os.path.join(input_dir, ALBERT_CONFIG_NAME)
+    bert_config = os.path.join(input_dir, BERT_CONFIG_NAME)
+    if not given and not os.path.isfile(bert_config) and os.path.isfile(albert_config):
+        return albert_config
+    return _input_file(given, input_dir, BERT_CONFIG_NAME, "--config_file")
 
 
 def convert_tf_to_safetensors(
@@ -693,17 +955,18 @@ def convert_tf_to_safetensors(
     config_file: str | None = None,
     vocab_file: str | None = None,
     overwrite: bool = False,
+    spm_model_file: str | None = None,
 ) -> str:
-    """Converts a Google-format BERT directory to transformers' layout.
+    """Converts a Google-format BERT (or ALBERT) directory to transformers' layout.
 
-    Writes `model.safetensors`, `config.json` and `vocab.txt` into `output_dir` and returns
-    the path of `model.safetensors`.
+    Writes `model.safetensors`, `config.json` and `vocab.txt` (for ALBERT `spiece.model`)
+    into `output_dir` and returns the path of `model.safetensors`.
     """
     from safetensors.numpy import save_file
 
-    config_file = _input_file(config_file, input_dir, BERT_CONFIG_NAME, "--config_file")
-    vocab_file = _input_file(vocab_file, input_dir, VOCAB_NAME, "--vocab_file")
+    config_file = _google_config_file(config_file, input_dir)
     config = modeling.BertConfig.from_json_file(config_file)
+    tokenizer = _tokenizer_file(input_dir, vocab_file, spm_model_file, config.is_albert())
     checkpoint = find_checkpoint(input_dir)
     tensors, architecture = google_to_safetensors(
         read_tf_checkpoint(checkpoint), config, checkpoint, config_file
@@ -714,7 +977,7 @@ def convert_tf_to_safetensors(
         save_file(tensors, os.path.join(work_dir, SAFETENSORS_NAME), metadata={"format": "pt"})
         with open(os.path.join(work_dir, HF_CONFIG_NAME), "w", encoding="utf-8") as writer:
             writer.write(json.dumps(hf_config, indent=2) + "\n")
-        _copy_vocab(vocab_file, work_dir, config.vocab_size)
+        _copy_tokenizer_file(tokenizer, work_dir, config.vocab_size)
     logging.info("Wrote %d tensors (%s) to %s", len(tensors), architecture, output_dir)
     return os.path.join(output_dir, SAFETENSORS_NAME)
 
@@ -733,9 +996,10 @@ def define_flags() -> None:
         "input_dir",
         None,
         "Model to convert. For --to=tf: model.safetensors (or a sharded "
-        "model.safetensors.index.json), config.json and vocab.txt. For --to=safetensors: "
-        "bert_model.ckpt.* (or the newest checkpoint named by a `checkpoint` file), "
-        "bert_config.json and vocab.txt.",
+        "model.safetensors.index.json), config.json and vocab.txt (ALBERT: spiece.model). "
+        "For --to=safetensors: bert_model.ckpt.* (ALBERT: model.ckpt-best.*, or the newest "
+        "checkpoint named by a `checkpoint` file), bert_config.json (or albert_config.json) "
+        "and vocab.txt (ALBERT: spiece.model or 30k-clean.model).",
     )
     flags.DEFINE_string("output_dir", None, "Directory to create with the converted model.")
     flags.DEFINE_string(
@@ -745,6 +1009,12 @@ def define_flags() -> None:
         "bert_config.json for --to=safetensors).",
     )
     flags.DEFINE_string("vocab_file", None, "vocab.txt to use instead of the one in --input_dir.")
+    flags.DEFINE_string(
+        "spm_model_file",
+        None,
+        "SentencePiece model to copy instead of a vocab.txt (ALBERT's is found in --input_dir "
+        "without this flag); it is written as spiece.model.",
+    )
     flags.DEFINE_bool(
         "overwrite",
         False,
@@ -763,6 +1033,7 @@ def main(argv: list[str]) -> None:
         FLAGS.output_dir,
         config_file=FLAGS.config_file,
         vocab_file=FLAGS.vocab_file,
+        spm_model_file=FLAGS.spm_model_file,
         overwrite=FLAGS.overwrite,
     )
     print(f"Wrote {written}")

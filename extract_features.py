@@ -467,7 +467,9 @@ def main(_) -> None:
     check_output_flags()
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    layer_indexes = parse_layer_indexes(FLAGS.layers, bert_config.num_hidden_layers)
+    # ALBERT gives one output per attention+FFN block, inner_group_num of them per layer.
+    num_outputs = bert_config.num_hidden_layers * bert_config.inner_groups
+    layer_indexes = parse_layer_indexes(FLAGS.layers, num_outputs)
     tokenizer = None
     if FLAGS.vocab_file or FLAGS.spm_model_file:
         tokenizer = tokenization.create_tokenizer(

@@ -5,6 +5,11 @@ Variables are named and shaped exactly as in Google's released checkpoints
 so `bert_model.ckpt` files restore unchanged. Public helpers keep the original module's names
 (`get_shape_list`, `layer_norm`, `create_initializer`, ...) because user code imports them.
 
+ALBERT: a config with `embedding_size`, `num_hidden_groups` or `inner_group_num` (an
+`albert_config.json`) builds google-research/albert's model under its checkpoints' names
+(`bert/encoder/embedding_hidden_mapping_in`,
+`bert/encoder/transformer/group_0/inner_group_0/attention_1/self/query/kernel`, ...).
+
 Mixed precision: pass `compute_type=tf.float16` (or `tf.bfloat16`). Variables stay float32 and
 are cast at the point of use; layer normalization and the attention softmax run in float32.
 """
@@ -37,6 +42,21 @@ _REQUIRED_POSITIVE_INTS = (
     "max_position_embeddings",
     "type_vocab_size",
 )
+
+# ALBERT (google-research/albert) configs add these keys. Their presence selects ALBERT's
+# layer layout and variable names (`encoder/transformer/group_<g>/inner_group_<i>/...`),
+# even when their values would make the model a plain BERT, because the checkpoint names
+# follow the layout and not the sizes.
+ALBERT_CONFIG_KEYS = ("embedding_size", "num_hidden_groups", "inner_group_num")
+# Keys of ALBERT configs for variants its released models never use. Only these values
+# (their defaults in google-research/albert) compute the model built here.
+_ALBERT_DEFAULT_ONLY_KEYS = {
+    "down_scale_factor": 1,
+    "gap_size": 0,
+    "net_structure_type": 0,
+    "num_memory_blocks": 0,
+    "layers_to_keep": [],
+}
 
 
 class BertConfig:
@@ -105,9 +125,52 @@ class BertConfig:
             get_activation(self.hidden_act)
         except ValueError as err:
             problems.append(str(err))
+        if self.is_albert():
+            problems += self._albert_problems()
         if problems:
             raise ValueError(f"Invalid BERT config ({source}): " + "; ".join(problems))
         return self
+
+    def _albert_problems(self) -> list[str]:
+        problems = []
+        for field in ALBERT_CONFIG_KEYS:
+            value = getattr(self, field, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                problems.append(f"{field} must be a positive integer, got {value!r}")
+        groups = getattr(self, "num_hidden_groups", 1)
+        if not problems and groups > self.num_hidden_layers:
+            problems.append(
+                f"num_hidden_groups ({groups}) must not exceed num_hidden_layers "
+                f"({self.num_hidden_layers})"
+            )
+        for field, default in _ALBERT_DEFAULT_ONLY_KEYS.items():
+            value = getattr(self, field, default)
+            if value != default:
+                problems.append(
+                    f"{field}={value!r} is an ALBERT variant this model does not implement "
+                    f"(only {default!r} is supported)"
+                )
+        return problems
+
+    def is_albert(self) -> bool:
+        """True for an ALBERT config (any of `embedding_size`, `num_hidden_groups`,
+        `inner_group_num` present): the model then uses ALBERT's layout and names."""
+        return any(hasattr(self, key) for key in ALBERT_CONFIG_KEYS)
+
+    @property
+    def embedding_width(self) -> int:
+        """Width of the embedding tables: ALBERT's `embedding_size`, else `hidden_size`."""
+        return getattr(self, "embedding_size", self.hidden_size)
+
+    @property
+    def hidden_groups(self) -> int:
+        """ALBERT's `num_hidden_groups`: sets of layer weights the layers share (1 if absent)."""
+        return getattr(self, "num_hidden_groups", 1)
+
+    @property
+    def inner_groups(self) -> int:
+        """ALBERT's `inner_group_num`: attention+FFN blocks per layer (1 if absent)."""
+        return getattr(self, "inner_group_num", 1)
 
     @classmethod
     def from_dict(cls, json_object: dict[str, Any], source: str = "BertConfig") -> BertConfig:
@@ -203,7 +266,7 @@ class BertModel:
                 word_embeddings, self.embedding_table = embedding_lookup(
                     input_ids=input_ids,
                     vocab_size=config.vocab_size,
-                    embedding_size=config.hidden_size,
+                    embedding_size=config.embedding_width,
                     initializer_range=config.initializer_range,
                     word_embedding_name="word_embeddings",
                     use_one_hot_embeddings=use_one_hot_embeddings,
@@ -224,7 +287,7 @@ class BertModel:
 
             with tf1.variable_scope("encoder"):
                 attention_mask = create_attention_mask_from_input_mask(input_ids, input_mask)
-                self.all_encoder_layers = transformer_model(
+                stack_sizes = dict(
                     input_tensor=self.embedding_output,
                     attention_mask=attention_mask,
                     hidden_size=config.hidden_size,
@@ -237,6 +300,14 @@ class BertModel:
                     initializer_range=config.initializer_range,
                     do_return_all_layers=True,
                 )
+                if config.is_albert():
+                    self.all_encoder_layers = albert_transformer_model(
+                        num_hidden_groups=config.hidden_groups,
+                        inner_group_num=config.inner_groups,
+                        **stack_sizes,
+                    )
+                else:
+                    self.all_encoder_layers = transformer_model(**stack_sizes)
             self.sequence_output = self.all_encoder_layers[-1]
 
             with tf1.variable_scope("pooler"):
@@ -259,16 +330,21 @@ class BertModel:
         return self.sequence_output
 
     def get_all_encoder_layers(self) -> list[tf.Tensor]:
-        """Returns every encoder layer, each `[batch_size, seq_length, hidden_size]`."""
+        """Returns every encoder layer, each `[batch_size, seq_length, hidden_size]`.
+
+        For ALBERT, as in google-research/albert, one entry per attention+FFN block:
+        `num_hidden_layers * inner_group_num` entries.
+        """
         return self.all_encoder_layers
 
     def get_embedding_output(self) -> tf.Tensor:
         """Returns word + position + type embeddings after LayerNorm (and dropout),
-        `[batch_size, seq_length, hidden_size]`: the input of the first encoder layer."""
+        `[batch_size, seq_length, embedding_width]` (`hidden_size` for BERT): the input of
+        the encoder (for ALBERT, before `embedding_hidden_mapping_in`)."""
         return self.embedding_output
 
     def get_embedding_table(self) -> tf.Variable:
-        """Returns the word-embedding table, `[vocab_size, hidden_size]`."""
+        """Returns the word-embedding table, `[vocab_size, embedding_width]`."""
         return self.embedding_table
 
 
@@ -749,6 +825,153 @@ def transformer_model(
     if do_return_all_layers:
         return [reshape_from_matrix(output, input_shape) for output in layer_outputs]
     return reshape_from_matrix(layer_input, input_shape)
+
+
+# ----------------------------------------------------------------------------------------
+# ALBERT: factorized embeddings and layers that share weights (google-research/albert)
+
+
+def albert_group_of_layer(layer_index: int, num_hidden_layers: int, num_hidden_groups: int) -> int:
+    """The weight group a layer uses.
+
+    Written with google-research/albert's float arithmetic: for some sizes (22 layers in
+    22 groups, layer 15) it differs from the integer quotient, and the checkpoints follow it.
+    """
+    return int(layer_index / num_hidden_layers * num_hidden_groups)
+
+
+def albert_block(
+    layer_input: tf.Tensor,
+    attention_mask: tf.Tensor | None,
+    hidden_size: int,
+    num_attention_heads: int,
+    intermediate_size: int,
+    intermediate_act_fn: Callable | None,
+    hidden_dropout_prob: float,
+    attention_probs_dropout_prob: float,
+    initializer_range: float,
+    batch_size: int | tf.Tensor,
+    seq_length: int | tf.Tensor,
+) -> tf.Tensor:
+    """One attention + feed-forward block under ALBERT's names (post-LayerNorm, as BERT).
+
+    Variables, relative to the current scope: `attention_1/self/{query,key,value}`,
+    `attention_1/output/dense`, `LayerNorm` (after attention), `ffn_1/intermediate/dense`,
+    `ffn_1/intermediate/output/dense`, `LayerNorm_1` (after the feed-forward layer).
+
+    Args:
+      layer_input: `[batch_size * seq_length, hidden_size]`.
+
+    Returns:
+      `[batch_size * seq_length, hidden_size]`.
+    """
+    with tf1.variable_scope("attention_1"):
+        with tf1.variable_scope("self"):
+            attended = attention_layer(
+                from_tensor=layer_input,
+                to_tensor=layer_input,
+                attention_mask=attention_mask,
+                num_attention_heads=num_attention_heads,
+                size_per_head=hidden_size // num_attention_heads,
+                attention_probs_dropout_prob=attention_probs_dropout_prob,
+                initializer_range=initializer_range,
+                do_return_2d_tensor=True,
+                batch_size=batch_size,
+                from_seq_length=seq_length,
+                to_seq_length=seq_length,
+            )
+        with tf1.variable_scope("output"):
+            attended = dense_layer(attended, hidden_size, initializer_range=initializer_range)
+            attended = dropout(attended, hidden_dropout_prob)
+    # ALBERT's LayerNorms sit beside attention_1 and ffn_1, not inside them.
+    attended = layer_norm(attended + layer_input, name="LayerNorm")
+    with tf1.variable_scope("ffn_1"):
+        with tf1.variable_scope("intermediate"):
+            intermediate = dense_layer(
+                attended,
+                intermediate_size,
+                activation=intermediate_act_fn,
+                initializer_range=initializer_range,
+            )
+            with tf1.variable_scope("output"):
+                output = dense_layer(intermediate, hidden_size, initializer_range=initializer_range)
+        output = dropout(output, hidden_dropout_prob)
+    return layer_norm(output + attended, name="LayerNorm_1")
+
+
+def albert_transformer_model(
+    input_tensor: tf.Tensor,
+    attention_mask: tf.Tensor | None = None,
+    hidden_size: int = 768,
+    num_hidden_layers: int = 12,
+    num_hidden_groups: int = 1,
+    inner_group_num: int = 1,
+    num_attention_heads: int = 12,
+    intermediate_size: int = 3072,
+    intermediate_act_fn: Callable | None = gelu,
+    hidden_dropout_prob: float = 0.0,
+    attention_probs_dropout_prob: float = 0.0,
+    initializer_range: float = 0.02,
+    do_return_all_layers: bool = False,
+) -> tf.Tensor | list[tf.Tensor]:
+    """ALBERT's encoder stack: layers in `num_hidden_groups` groups sharing weights.
+
+    When the input is narrower than `hidden_size` (factorized embeddings) it is first
+    projected by `embedding_hidden_mapping_in` (kernel `[embedding_size, hidden_size]`); at
+    equal widths there is no projection, as in google-research/albert. Layer `l` runs the
+    `inner_group_num` blocks of `transformer/group_<g>/inner_group_<i>` with
+    `g = albert_group_of_layer(l, ...)`: the weights of a group exist once, however many
+    layers use them.
+
+    Args:
+      input_tensor: `[batch_size, seq_length, embedding_size]`.
+      attention_mask: `[batch_size, seq_length, seq_length]` of 1/0.
+
+    Returns:
+      The last block's output `[batch_size, seq_length, hidden_size]`, or with
+      `do_return_all_layers` the output of every block (`num_hidden_layers *
+      inner_group_num` of them), as google-research/albert returns them.
+    """
+    if hidden_size % num_attention_heads != 0:
+        raise ValueError(
+            f"hidden_size ({hidden_size}) is not a multiple of num_attention_heads "
+            f"({num_attention_heads})"
+        )
+    batch_size, seq_length, input_width = get_shape_list(input_tensor, expected_rank=3)
+    output_shape = [batch_size, seq_length, hidden_size]
+    layer_input = reshape_to_matrix(input_tensor)
+    if input_width != hidden_size:
+        layer_input = dense_layer(
+            layer_input,
+            hidden_size,
+            name="embedding_hidden_mapping_in",
+            initializer_range=initializer_range,
+        )
+    block_outputs = []
+    # AUTO_REUSE: layers of one group enter the same variable scope and find its weights.
+    with tf1.variable_scope("transformer", reuse=tf1.AUTO_REUSE):
+        for layer_index in range(num_hidden_layers):
+            group = albert_group_of_layer(layer_index, num_hidden_layers, num_hidden_groups)
+            with tf1.variable_scope(f"group_{group}"):
+                for inner_index in range(inner_group_num):
+                    with tf1.variable_scope(f"inner_group_{inner_index}"):
+                        layer_input = albert_block(
+                            layer_input,
+                            attention_mask,
+                            hidden_size,
+                            num_attention_heads,
+                            intermediate_size,
+                            intermediate_act_fn,
+                            hidden_dropout_prob,
+                            attention_probs_dropout_prob,
+                            initializer_range,
+                            batch_size,
+                            seq_length,
+                        )
+                    block_outputs.append(layer_input)
+    if do_return_all_layers:
+        return [reshape_from_matrix(output, output_shape) for output in block_outputs]
+    return reshape_from_matrix(layer_input, output_shape)
 
 
 # ----------------------------------------------------------------------------------------

@@ -123,17 +123,19 @@ def model_fn_builder(
 # ----------------------------------------------------------------------------- the run
 
 
-def use_hub_tokenizer_settings(handle: str) -> tokenization.FullTokenizer:
-    """Returns the Hub model's tokenizer, and points --vocab_file and --do_lower_case at its
-    settings, on which classifier_task's cache of TFRecords is keyed."""
-    vocab_file, do_lower_case = tfhub.tokenization_info(handle)
+def use_hub_tokenizer_settings(handle: str) -> tokenization.Tokenizer:
+    """Returns the Hub model's tokenizer, and points --vocab_file (or, for a SentencePiece
+    model, --spm_model_file) and --do_lower_case at its settings, on which classifier_task's
+    cache of TFRecords is keyed."""
+    tokenizer_file, do_lower_case = tfhub.tokenization_info(handle)
     for name in ("bert_config_file", "init_checkpoint", "vocab_file", "spm_model_file"):
         if FLAGS[name].present:
             tf1.logging.warning("--%s is ignored: the Hub model %s replaces it", name, handle)
-    FLAGS.vocab_file = vocab_file
+    sentencepiece = tfhub.is_sentencepiece_model(tokenizer_file)
+    FLAGS.vocab_file = None if sentencepiece else tokenizer_file
+    FLAGS.spm_model_file = tokenizer_file if sentencepiece else None
     FLAGS.do_lower_case = do_lower_case
-    FLAGS.spm_model_file = None
-    return tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case)
+    return tokenization.create_tokenizer(FLAGS.vocab_file, do_lower_case, FLAGS.spm_model_file)
 
 
 def check_flags() -> estimator_builder.RunOptions:

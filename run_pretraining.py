@@ -4,6 +4,12 @@ Reads the TFRecords written by create_pretraining_data.py. Starting from scratch
 released checkpoint (`--init_checkpoint`), whose `cls/` heads are restored too, so continued
 pre-training on a domain corpus picks up exactly where Google's training stopped.
 
+An ALBERT config (`albert_config.json`) trains ALBERT with its heads, under
+google-research/albert's names: the masked-LM transform projects to `embedding_size`, and the
+sentence-order head is this next-sentence head (`cls/seq_relationship`), fed by the
+`next_sentence_labels` feature, the name ALBERT's records keep for the order label. The
+metrics keep the names `next_sentence_accuracy` / `next_sentence_loss`.
+
   python run_pretraining.py --input_file=out/*.tfrecord --output_dir=out/model \
       --bert_config_file=bert_config.json --do_train --num_train_steps=10000
 """
@@ -93,9 +99,13 @@ def get_masked_lm_output(
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """The masked-LM head, its output layer tied to the word-embedding table.
 
+    The transform projects to the embedding width: `hidden_size` for BERT, ALBERT's
+    `embedding_size` (`cls/predictions/transform/dense/kernel` `[hidden_size,
+    embedding_size]`, as google-research/albert names and shapes it).
+
     Args:
       input_tensor: the encoder's `[batch_size, seq_length, hidden_size]` output.
-      output_weights: the `[vocab_size, hidden_size]` embedding table.
+      output_weights: the `[vocab_size, embedding_width]` embedding table.
       positions, label_ids: int32 `[batch_size, max_predictions_per_seq]`.
       label_weights: float `[batch_size, max_predictions_per_seq]`, 0 for padding slots.
 
@@ -108,7 +118,7 @@ def get_masked_lm_output(
         with tf1.variable_scope("transform"):
             hidden = modeling.dense_layer(
                 hidden,
-                bert_config.hidden_size,
+                bert_config.embedding_width,
                 activation=modeling.get_activation(bert_config.hidden_act),
                 initializer_range=bert_config.initializer_range,
             )
@@ -150,11 +160,14 @@ def mean_over_replicas(value: tf.Tensor) -> tf.Tensor:
 def get_next_sentence_output(
     bert_config: modeling.BertConfig, input_tensor: tf.Tensor, labels: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """The next-sentence head: a 2-way classifier on the pooled output.
+    """The next-sentence head: a 2-way classifier on the pooled output. ALBERT's
+    sentence-order head is the same layer (`cls/seq_relationship/output_weights`
+    `[2, hidden_size]`), trained on order labels.
 
     Args:
       input_tensor: the pooled `[batch_size, hidden_size]` output.
-      labels: int32 `[batch_size, 1]`, 0 = "B follows A", 1 = "B is random".
+      labels: int32 `[batch_size, 1]`, 0 = "B follows A", 1 = "B is random" (for
+        sentence-order data, 1 = "A and B swapped").
 
     Returns:
       `(mean loss, per_example_loss [batch_size], log_probs [batch_size, 2])`.

@@ -19,6 +19,10 @@ Export from the command line:
   python tfhub.py --format=tf2 --bert_config_file=$BERT/bert_config.json \
       --init_checkpoint=$BERT/bert_model.ckpt --vocab_file=$BERT/vocab.txt \
       --do_lower_case=true --output_dir=/tmp/bert_hub
+
+An ALBERT (or any SentencePiece) model gives --spm_model_file instead of --vocab_file; its
+`*.model` is exported where the vocab goes, as google-research/albert's Hub modules do, and
+`create_tokenizer_from_hub_module` reads such a module back with SentencePiece.
 """
 
 from __future__ import annotations
@@ -121,10 +125,19 @@ def tokenization_info(handle: str) -> tuple[str, bool]:
     return vocab_file.decode("utf-8"), bool(do_lower_case)
 
 
-def create_tokenizer_from_hub_module(handle: str) -> tokenization.FullTokenizer:
-    """The WordPiece tokenizer of the Hub model at `handle` (its vocab and casing)."""
-    vocab_file, do_lower_case = tokenization_info(handle)
-    return tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case)
+def is_sentencepiece_model(tokenizer_file: str) -> bool:
+    """Whether a Hub model's `vocab_file` is a SentencePiece model: ALBERT's Hub modules
+    (and ours exported with --spm_model_file) put `*.model` there, BERT's a `vocab.txt`."""
+    return tokenizer_file.endswith(".model")
+
+
+def create_tokenizer_from_hub_module(handle: str) -> tokenization.Tokenizer:
+    """The tokenizer of the Hub model at `handle`: WordPiece on its vocab, or SentencePiece
+    when its `vocab_file` is a SentencePiece model (ALBERT), with its casing."""
+    tokenizer_file, do_lower_case = tokenization_info(handle)
+    if is_sentencepiece_model(tokenizer_file):
+        return tokenization.create_tokenizer(None, do_lower_case, tokenizer_file)
+    return tokenization.create_tokenizer(tokenizer_file, do_lower_case)
 
 
 # ---------------------------------------------------------------------------- exporting
@@ -137,7 +150,8 @@ def _check_output_dir(output_dir: str) -> None:
 
 def _check_sources(bert_config: modeling.BertConfig, init_checkpoint: str, vocab_file: str) -> None:
     if not tf.io.gfile.exists(vocab_file):
-        raise FileNotFoundError(f"--vocab_file={vocab_file} does not exist")
+        flag = "--spm_model_file" if is_sentencepiece_model(vocab_file) else "--vocab_file"
+        raise FileNotFoundError(f"{flag}={vocab_file} does not exist")
     modeling.check_checkpoint_fits(bert_config, init_checkpoint)
 
 
@@ -289,6 +303,12 @@ def define_flags() -> None:
     flags.DEFINE_string("bert_config_file", None, "The config json file of the BERT model.")
     flags.DEFINE_string("init_checkpoint", None, "The checkpoint to export.")
     flags.DEFINE_string("vocab_file", None, "The vocabulary the model was trained on.")
+    flags.DEFINE_string(
+        "spm_model_file",
+        None,
+        "The SentencePiece model (*.model) of an ALBERT-style model, exported where the "
+        "vocab file goes (tokenization_info's vocab_file), as ALBERT's Hub modules do.",
+    )
     flags.DEFINE_bool("do_lower_case", True, "Whether the model expects lower-cased text.")
     flags.DEFINE_string("output_dir", None, "Where to write the Hub model (new or empty).")
 
@@ -296,17 +316,28 @@ def define_flags() -> None:
 def main(_) -> None:
     tf1.logging.set_verbosity(tf1.logging.INFO)
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
+    if bool(FLAGS.vocab_file) == bool(FLAGS.spm_model_file):
+        raise app.UsageError("Give exactly one of --vocab_file and --spm_model_file.")
+    if FLAGS.spm_model_file and not is_sentencepiece_model(FLAGS.spm_model_file):
+        raise app.UsageError(
+            f"--spm_model_file={FLAGS.spm_model_file}: a SentencePiece model's name ends in "
+            ".model, which is how readers of the Hub model tell it from a vocab.txt"
+        )
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
     estimator_builder.check_vocab_fits_config(
         tokenization.FullTokenizer(FLAGS.vocab_file), bert_config, FLAGS.bert_config_file
     )
     EXPORTERS[FLAGS.format](
-        bert_config, FLAGS.init_checkpoint, FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.output_dir
+        bert_config,
+        FLAGS.init_checkpoint,
+        FLAGS.spm_model_file or FLAGS.vocab_file,
+        FLAGS.do_lower_case,
+        FLAGS.output_dir,
     )
 
 
 if __name__ == "__main__":
     define_flags()
-    for name in ("bert_config_file", "init_checkpoint", "vocab_file", "output_dir"):
+    for name in ("bert_config_file", "init_checkpoint", "output_dir"):
         flags.mark_flag_as_required(name)
     app.run(main)

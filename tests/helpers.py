@@ -167,3 +167,81 @@ def max_difference(left: dict, right: dict, skip=("global_step",)) -> float:
         for name in left
         if name not in skip and left[name].dtype.kind == "f"
     )
+
+
+def write_tiny_albert_model(root: Path, texts, vocab_size: int = 120, **config_overrides) -> dict:
+    """An ALBERT-style model directory: a SentencePiece model trained on `texts` (<pad> 0,
+    <unk> 1, then [CLS], [SEP], [MASK], as ALBERT's 30k-clean.model), a tiny dropout-free
+    albert_config.json (factorized embeddings, 3 layers sharing one group), and a random
+    checkpoint model.ckpt-best of the encoder and the pre-training heads (ALBERT's names,
+    which tests/test_albert_modeling.py checks). Returns the flags that point at them."""
+    import sentencepiece
+    import tensorflow as tf
+
+    import modeling
+    import run_pretraining
+
+    root.mkdir(parents=True, exist_ok=True)
+    corpus = root / "spm_corpus.txt"
+    corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(root / "spiece"),
+        vocab_size=vocab_size,
+        pad_id=0,
+        unk_id=1,
+        bos_id=-1,
+        eos_id=-1,
+        control_symbols=["[CLS]", "[SEP]", "[MASK]"],
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        minloglevel=2,
+    )
+    pieces = sentencepiece.SentencePieceProcessor(model_file=str(root / "spiece.model"))
+    config = {
+        "vocab_size": pieces.get_piece_size(),
+        "embedding_size": 8,
+        "hidden_size": 32,
+        "num_hidden_layers": 3,
+        "num_hidden_groups": 1,
+        "inner_group_num": 1,
+        "num_attention_heads": 4,
+        "intermediate_size": 64,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+        "max_position_embeddings": 64,
+        "type_vocab_size": 2,
+        "initializer_range": 0.02,
+        "net_structure_type": 0,
+        "gap_size": 0,
+        "num_memory_blocks": 0,
+        "down_scale_factor": 1,
+    }
+    config.update(config_overrides)
+    (root / "albert_config.json").write_text(json.dumps(config, indent=2))
+    bert_config = modeling.BertConfig.from_dict(config)
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default():
+        tf1.set_random_seed(3)
+        model = modeling.BertModel(bert_config, False, tf1.placeholder(tf.int32, [2, 8]))
+        positions = tf.zeros([2, 2], tf.int32)
+        run_pretraining.get_masked_lm_output(
+            bert_config,
+            model.get_sequence_output(),
+            model.get_embedding_table(),
+            positions,
+            positions,
+            tf.ones([2, 2]),
+        )
+        run_pretraining.get_next_sentence_output(
+            bert_config, model.get_pooled_output(), tf.zeros([2, 1], tf.int32)
+        )
+        with tf1.Session() as session:
+            session.run(tf1.global_variables_initializer())
+            tf1.train.Saver().save(session, str(root / "model.ckpt-best"))
+    return {
+        "spm_model_file": str(root / "spiece.model"),
+        "bert_config_file": str(root / "albert_config.json"),
+        "init_checkpoint": str(root / "model.ckpt-best"),
+    }
