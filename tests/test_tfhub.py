@@ -98,7 +98,7 @@ def test_tf1_module_gives_the_checkpoints_outputs_and_tokenization_info(hub_mode
             session.run(tf1.global_variables_initializer())
             got, dropped = session.run([outputs, training["pooled_output"]])
     for name, want in hub_models["expected"].items():
-        np.testing.assert_allclose(got[name], want, atol=1e-5)
+        np.testing.assert_allclose(got[name], want, rtol=0, atol=1e-5)
     # The {"train"} graph applies the config's dropout.
     assert np.abs(dropped - got["pooled_output"]).max() > 1e-3
 
@@ -115,13 +115,15 @@ def test_tf2_saved_model_gives_the_checkpoints_outputs_eagerly_and_in_a_graph(hu
     loaded = hub.load(handle)
     eager = loaded({k: tf.constant(v) for k, v in inputs.items()}, training=False)
     for name, want in expected.items():
-        np.testing.assert_allclose(eager[name].numpy(), want, atol=1e-5)
+        np.testing.assert_allclose(eager[name].numpy(), want, rtol=0, atol=1e-5)
     assert len(eager["encoder_outputs"]) == 2
     np.testing.assert_allclose(
-        eager["encoder_outputs"][-1].numpy(), expected["sequence_output"], atol=1e-5
+        eager["encoder_outputs"][-1].numpy(), expected["sequence_output"], rtol=0, atol=1e-5
     )
     served = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
-    np.testing.assert_allclose(served["pooled_output"].numpy(), expected["pooled_output"], 1e-5)
+    np.testing.assert_allclose(
+        served["pooled_output"].numpy(), expected["pooled_output"], rtol=0, atol=1e-5
+    )
 
     checkpoint_names = {name for name, _ in tf.train.list_variables(hub_models["checkpoint"])}
     with tf.Graph().as_default():
@@ -133,7 +135,7 @@ def test_tf2_saved_model_gives_the_checkpoints_outputs_eagerly_and_in_a_graph(hu
             session.run(tf1.global_variables_initializer())
             got, dropped = session.run([outputs["pooled_output"], dropped])
         trainable = {var.name.split(":")[0] for var in layer.trainable_weights}
-    np.testing.assert_allclose(got, expected["pooled_output"], atol=1e-5)
+    np.testing.assert_allclose(got, expected["pooled_output"], rtol=0, atol=1e-5)
     assert np.abs(dropped - got).max() > 1e-3
     assert trainable == checkpoint_names
 
