@@ -1,6 +1,7 @@
 """The GPU/CPU Estimator path, proven on CPU: replicas over logical CPU devices, two workers
 on 127.0.0.1, gradient accumulation, XLA and mixed precision give the numbers they should."""
 
+import collections
 import contextlib
 import json
 import os
@@ -258,6 +259,32 @@ def test_mixed_precision_trains_close_to_float32(keyword_task, tmp_path, precisi
     assert checkpoint["bert/embeddings/word_embeddings"].dtype.name == "float32"
     if precision == "float16":
         assert "loss_scale" in checkpoint
+    # The encoder's matrix products, forward and backward, ran in the reduced type: 2
+    # layers x (q, k, v, attention output, intermediate, output + 2 batched products).
+    for name, dtype in (("float32", "float32"), (precision, precision)):
+        products = encoder_matmul_dtypes(tmp_path / name / "graph.pbtxt")
+        assert sum(products["forward"].values()) == 2 * 8
+        assert sum(products["backward"].values()) >= 2 * 8
+        assert set(products["forward"]) == set(products["backward"]) == {dtype}, products
+
+
+def encoder_matmul_dtypes(graph_file: Path) -> dict[str, collections.Counter]:
+    """How many MatMul / BatchMatMul ops of the encoder, forward and in the gradients, the
+    training graph that the Estimator saved has of each dtype."""
+    import tensorflow as tf
+    from google.protobuf import text_format
+
+    graph = text_format.Parse(graph_file.read_text(), tf.compat.v1.GraphDef())
+    products = {"forward": collections.Counter(), "backward": collections.Counter()}
+    for node in graph.node:
+        if node.op not in ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"):
+            continue
+        dtype = tf.as_dtype(node.attr["T"].type if "T" in node.attr else node.attr["Ta"].type)
+        if node.name.startswith("bert/encoder/"):
+            products["forward"][dtype.name] += 1
+        elif node.name.startswith("gradients/bert/encoder/"):
+            products["backward"][dtype.name] += 1
+    return products
 
 
 def test_batch_that_does_not_split_over_micro_batches_is_rejected(keyword_task, tmp_path):
