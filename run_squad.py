@@ -6,7 +6,9 @@
 
 Writes predictions.json, nbest_predictions.json (and null_odds.json for 2.0) like the
 original; `--do_eval` also scores the predictions against `--predict_file` by the official
-SQuAD rules (exact match, F1, and for 2.0 the HasAns/NoAns split and best thresholds).
+SQuAD rules of the version --version_2_with_negative names (1.1: exact_match and f1, as
+evaluate-v1.1.py; 2.0: exact, f1, the HasAns/NoAns split and best thresholds, as
+evaluate-v2.0.py).
 """
 
 from __future__ import annotations
@@ -392,7 +394,12 @@ def main(_) -> None:
         )
         if FLAGS.do_eval:
             dataset = squad_lib.read_squad_json(FLAGS.predict_file, input_encoding)
-            scores = squad_evaluate.evaluate(dataset, predictions, na_probs=null_odds or None)
+            scores = squad_evaluate.evaluate(
+                dataset,
+                predictions,
+                na_probs=null_odds or None,
+                squad_version="2.0" if FLAGS.version_2_with_negative else "1.1",
+            )
             estimator_builder.write_eval_results(
                 scores, os.path.join(FLAGS.output_dir, "eval_results.txt")
             )

@@ -2,17 +2,32 @@
 
 Usage:
   python squad_evaluate.py data.json predictions.json [--na_prob_file null_odds.json]
-      [--na_prob_thresh 1.0] [--out_file eval.json]
+      [--na_prob_thresh 1.0] [--squad_version 1.1|2.0] [--out_file eval.json]
 
 Answers are compared after normalization (lower case, ASCII punctuation removed, the articles
 a / an / the removed, whitespace collapsed); F1 is over the normalized words. Each question takes
-its best score over its gold answers; an unanswerable question's only gold answer is "". With a
-file of no-answer scores (`null_odds.json` from run_squad.py, or probabilities), a question whose
-score exceeds `--na_prob_thresh` counts as answered "", and the best achievable scores over all
-thresholds are reported as well. Scores are percentages; the output keys are those of the
-official SQuAD 2.0 script (`exact`, `f1`, `total`, `HasAns_*`, `NoAns_*`, `best_*`).
+its best score over its gold answers. Scores are percentages. The two official scripts
+(evaluate-v1.1.py and evaluate-v2.0.py) differ, and each version is scored by its own:
 
-A question without a prediction scores 0 (and is logged) instead of stopping the evaluation.
+SQuAD 1.1 (data whose "version" is "1.1", or `--squad_version 1.1`):
+  - every question in the file counts, so a question id that appears twice is scored twice;
+  - every gold answer counts, even one that normalizes to "" (it matches a prediction that
+    normalizes to "" exactly, with F1 0: there is no word to share);
+  - a question without a prediction scores 0 and still counts in the total;
+  - no-answer scores do not apply; the output keys are `exact_match` and `f1`.
+
+SQuAD 2.0 (any other data, or `--squad_version 2.0`):
+  - questions are keyed by id, so of a duplicated id only the last occurrence counts;
+  - gold answers that normalize to "" are dropped; a question left with none (unanswerable)
+    has the single gold answer "", and F1 against "" is 1 when the prediction is empty too;
+  - a question without a prediction scores 0 (the official script stops instead);
+  - with a file of no-answer scores (`null_odds.json` from run_squad.py, or probabilities), a
+    question whose score exceeds `--na_prob_thresh` counts as answered "", and the best
+    achievable scores over all thresholds are reported as well;
+  - the output keys are the official script's (`exact`, `f1`, `total`, `HasAns_*`,
+    `NoAns_*`, `best_*`).
+
+A question without a prediction is logged.
 """
 
 from __future__ import annotations
@@ -71,6 +86,14 @@ def compute_f1(gold_answer: str, predicted_answer: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def compute_f1_v1(gold_answer: str, predicted_answer: str) -> float:
+    """F1 by the SQuAD 1.1 rules: as `compute_f1`, but a gold answer with no words scores 0
+    whatever the prediction (the 1.1 script counts shared words and has no empty case)."""
+    if not answer_tokens(gold_answer):
+        return 0.0
+    return compute_f1(gold_answer, predicted_answer)
+
+
 def _questions(dataset: Sequence[Any]) -> list[dict[str, Any]]:
     """The question objects of a SQuAD "data" list, in order, after checking their shape."""
     questions = []
@@ -100,7 +123,8 @@ def _questions(dataset: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def gold_answers(qa: Mapping[str, Any]) -> list[str]:
-    """The gold answer texts of a question; [""] when it has none (unanswerable)."""
+    """The gold answer texts of a question by the SQuAD 2.0 rules: those that normalize to
+    something; [""] when none do (unanswerable)."""
     answers = [answer["text"] for answer in qa["answers"] if normalize_answer(answer["text"])]
     return answers or [""]
 
@@ -108,7 +132,8 @@ def gold_answers(qa: Mapping[str, Any]) -> list[str]:
 def get_raw_scores(
     questions: Sequence[Mapping[str, Any]], predictions: Mapping[str, str]
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Per question id, the best exact match and F1 of its prediction over its gold answers.
+    """Per question id, the best exact match and F1 of its prediction over its gold answers
+    (SQuAD 2.0 rules: the last occurrence of a duplicated id wins).
 
     Questions without a prediction are left out (and logged).
     """
@@ -185,11 +210,50 @@ def find_best_thresh(
     return 100.0 * best_score / len(qid_to_has_ans), best_thresh
 
 
+SQUAD_VERSIONS = ("1.1", "2.0")
+
+
+def data_version(squad_json: Mapping[str, Any]) -> str:
+    """The rules a SQuAD JSON file asks for: "1.1" when its "version" says so, else "2.0"."""
+    return "1.1" if str(squad_json.get("version", "")).lstrip("v") == "1.1" else "2.0"
+
+
+def evaluate_v1(
+    questions: Sequence[Mapping[str, Any]], predictions: Mapping[str, str]
+) -> collections.OrderedDict:
+    """exact_match and f1 (percent) by the SQuAD 1.1 rules, over every question occurrence.
+
+    Raises:
+      ValueError: a question has no gold answer (the 1.1 rules cannot score it).
+    """
+    exact_total = f1_total = 0.0
+    for qa in questions:
+        golds = [answer["text"] for answer in qa["answers"]]
+        if not golds:
+            raise ValueError(
+                f"question {qa['id']!r} has no gold answer: the SQuAD 1.1 rules need one "
+                "(unanswerable questions are scored by the 2.0 rules)"
+            )
+        if qa["id"] not in predictions:
+            logger.warning("Missing prediction for %s: it scores 0", qa["id"])
+            continue
+        prediction = predictions[qa["id"]]
+        exact_total += max(compute_exact(gold, prediction) for gold in golds)
+        f1_total += max(compute_f1_v1(gold, prediction) for gold in golds)
+    return collections.OrderedDict(
+        [
+            ("exact_match", 100.0 * exact_total / len(questions)),
+            ("f1", 100.0 * f1_total / len(questions)),
+        ]
+    )
+
+
 def evaluate(
     dataset: Sequence[Any],
     predictions: Mapping[str, str],
     na_probs: Mapping[str, float] | None = None,
     na_prob_thresh: float = 1.0,
+    squad_version: str = "2.0",
 ) -> collections.OrderedDict:
     """Scores `predictions` ({qas_id: answer}) against a SQuAD "data" list.
 
@@ -197,19 +261,28 @@ def evaluate(
       dataset: the "data" list of a SQuAD 1.1 / 2.0 JSON file.
       predictions: the answer to each question, "" for no answer.
       na_probs: optional no-answer score per question (e.g. null_odds.json); enables the
-        `best_*` keys.
+        `best_*` keys. SQuAD 2.0 only.
       na_prob_thresh: a question whose no-answer score exceeds this is answered "".
+      squad_version: "1.1" or "2.0": whose official rules score the data (module docstring).
 
     Returns:
-      exact, f1, total; HasAns_* and NoAns_* for whichever kinds of question the data has;
-      best_exact, best_exact_thresh, best_f1, best_f1_thresh when `na_probs` is given.
+      1.1: exact_match, f1.
+      2.0: exact, f1, total; HasAns_* and NoAns_* for whichever kinds of question the data
+      has; best_exact, best_exact_thresh, best_f1, best_f1_thresh when `na_probs` is given.
 
     Raises:
-      ValueError: the data has no questions, or `na_probs` lacks a predicted question.
+      ValueError: the data has no questions, `na_probs` lacks a predicted question, or does
+        not apply (1.1), or the version is unknown.
     """
+    if squad_version not in SQUAD_VERSIONS:
+        raise ValueError(f"unknown SQuAD version {squad_version!r}: use one of {SQUAD_VERSIONS}")
     questions = _questions(dataset)
     if not questions:
         raise ValueError("the data file has no questions to evaluate")
+    if squad_version == "1.1":
+        if na_probs is not None:
+            raise ValueError("no-answer scores are for SQuAD 2.0; SQuAD 1.1 rules ignore them")
+        return evaluate_v1(questions, predictions)
     qid_to_has_ans = {qa["id"]: bool(qa["answers"]) for qa in questions}
     exact_raw, f1_raw = get_raw_scores(questions, predictions)
     if na_probs is None:
@@ -267,10 +340,12 @@ def evaluate_files(
     na_prob_file: str | None = None,
     na_prob_thresh: float = 1.0,
     out_file: str | None = None,
+    squad_version: str | None = None,
 ) -> collections.OrderedDict:
     """`evaluate` on files: SQuAD JSON, predictions.json and optionally null_odds.json.
 
-    Writes the result as JSON to `out_file` when given, and returns it.
+    The rules are `squad_version`'s, else those the data file's "version" names
+    (`data_version`). Writes the result as JSON to `out_file` when given, and returns it.
 
     Raises:
       ValueError: a file cannot be read or has the wrong shape; the message names it.
@@ -283,7 +358,9 @@ def evaluate_files(
     if na_prob_file:
         na_probs = _load_string_map(na_prob_file, "no-answer score", (int, float))
     try:
-        result = evaluate(data["data"], predictions, na_probs, na_prob_thresh)
+        result = evaluate(
+            data["data"], predictions, na_probs, na_prob_thresh, squad_version or data_version(data)
+        )
     except ValueError as error:
         raise ValueError(f"evaluating {prediction_file} on {data_file}: {error}") from error
     if out_file:
@@ -305,6 +382,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="predict no answer when the no-answer score is above this (default 1.0)",
     )
     parser.add_argument(
+        "--squad_version", choices=SQUAD_VERSIONS,
+        help="score by this version's official rules (default: the data file's \"version\")",
+    )
+    parser.add_argument(
         "--out_file", "--out-file", "-o", help="write the scores as JSON here, not to stdout"
     )
     return parser.parse_args(argv)
@@ -316,7 +397,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         result = evaluate_files(
-            args.data_file, args.pred_file, args.na_prob_file, args.na_prob_thresh, args.out_file
+            args.data_file,
+            args.pred_file,
+            args.na_prob_file,
+            args.na_prob_thresh,
+            args.out_file,
+            args.squad_version,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

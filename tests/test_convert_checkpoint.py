@@ -581,8 +581,9 @@ def run_bert(model_dir, input_ids, input_mask, segment_ids):
 
 
 def test_minilm_matches_transformers_on_real_sentences(minilm_tf):
-    # Made once with transformers' BertModel (see the fixture's `made_with`), from the
-    # package's own files, with attention_mask and token_type_ids as below.
+    # Made by tools/regenerate_minilm_reference.py from the package's own files: the ids by
+    # transformers' BertTokenizer (tokenizer.json), the outputs by transformers' BertModel
+    # (see the fixture's `made_with`), with attention_mask and token_type_ids as below.
     reference = np.load(FIXTURE)
     input_ids, input_mask, segment_ids = tokenize_like_the_fixture(
         minilm_tf / "vocab.txt", reference

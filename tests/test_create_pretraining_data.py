@@ -106,7 +106,8 @@ GOLDEN_FLAGS = dict(
 # `import tensorflow.compat.v1 as tf` instead of `import tensorflow as tf`, with its own
 # tokenization.py), run under Python 3.11, TensorFlow 2.15.1 and protobuf 4.25 on the files
 # `write_corpus` writes, with GOLDEN_FLAGS, --do_whole_word_mask=<key> and
-# --output_file=out-0.tfrecord,out-1.tfrecord.
+# --output_file=out-0.tfrecord,out-1.tfrecord. Regenerate (and check) them with
+# `python tools/regenerate_pretraining_goldens.py /path/to/google-research-bert --check`.
 GOLDEN_DIGESTS = {
     False: (
         "4ce31d8b4e9441153c38adb4f1eb1d5e307bddc92761c6f4a70765bdf8f5fec8",

@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import subprocess
 import sys
 
@@ -159,7 +160,7 @@ def test_na_prob_thresh_answers_no_answer_above_it():
     assert result["f1"] == pytest.approx(50.0)
 
 
-def test_v1_data_has_no_no_answer_keys_and_counts_missing_predictions_as_wrong(caplog):
+def test_v2_rules_on_answerable_data_have_no_no_answer_keys_and_count_missing_as_wrong(caplog):
     data = squad_data()
     del data[0]["paragraphs"][1]
     with caplog.at_level("WARNING"):
@@ -179,6 +180,151 @@ def write_json(tmp_path, name, value):
     path = tmp_path / name
     path.write_text(json.dumps(value), encoding="utf-8")
     return str(path)
+
+
+# ------------------------------------------------------------------ SQuAD 1.1 rules
+
+
+def official_v1_scores(dataset, predictions):
+    """The rules of the official evaluate-v1.1.py, re-implemented independently here: every
+    question occurrence counts; a missing prediction adds 0 to the sum and 1 to the total;
+    F1 is 0 whenever no normalized word is shared (even if both sides are empty)."""
+    import re
+    import string
+    from collections import Counter
+
+    def normalized(text):
+        text = "".join(c for c in text.lower() if c not in set(string.punctuation))
+        return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+
+    def f1(prediction, gold):
+        shared = sum((Counter(normalized(prediction).split()) & Counter(normalized(gold).split()))
+                     .values())
+        if shared == 0:
+            return 0.0
+        precision = shared / len(normalized(prediction).split())
+        recall = shared / len(normalized(gold).split())
+        return 2 * precision * recall / (precision + recall)
+
+    exact_sum = f1_sum = count = 0
+    for article in dataset:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                count += 1
+                if qa["id"] in predictions:
+                    golds = [answer["text"] for answer in qa["answers"]]
+                    prediction = predictions[qa["id"]]
+                    exact_sum += max(normalized(prediction) == normalized(g) for g in golds)
+                    f1_sum += max(f1(prediction, g) for g in golds)
+    return {"exact_match": 100.0 * exact_sum / count, "f1": 100.0 * f1_sum / count}
+
+
+def v1_data():
+    """SQuAD 1.1-style questions that the two versions' rules score differently: q1 appears
+    twice (a duplicated id) with different golds, q2 has a gold answer that normalizes to
+    the empty string next to a real one, q3 has only such a gold, q4 is not predicted."""
+
+    def qa(qid, *golds):
+        return {
+            "id": qid,
+            "question": "?",
+            "answers": [{"text": gold, "answer_start": 0} for gold in golds],
+        }
+
+    return [
+        {
+            "title": "t",
+            "paragraphs": [
+                {"context": "c", "qas": [qa("q1", "Denver Broncos"), qa("q2", "The", "Paris")]},
+                {"context": "c", "qas": [qa("q1", "Carolina Panthers"), qa("q3", "a")]},
+                {"context": "c", "qas": [qa("q4", "London")]},
+            ],
+        }
+    ]
+
+
+V1_PREDICTIONS = {"q1": "Broncos", "q2": "the", "q3": "an", "q4_typo": "London"}
+
+
+def test_v1_rules_score_every_occurrence_and_every_gold():
+    # By hand, by the 1.1 rules (5 question occurrences):
+    #   q1 #1 "Broncos" vs "Denver Broncos":    EM 0, F1 2*1*(1/2)/(3/2) = 2/3
+    #   q1 #2 "Broncos" vs "Carolina Panthers": EM 0, F1 0
+    #   q2 "the" vs {"The", "Paris"}: "The" normalizes to "" like "the": EM 1, F1 0
+    #   q3 "an" vs {"a"}: both normalize to "": EM 1, F1 0
+    #   q4 no prediction: 0, 0 (still counted)
+    result = squad_evaluate.evaluate(v1_data(), V1_PREDICTIONS, squad_version="1.1")
+    assert list(result) == ["exact_match", "f1"]
+    assert result["exact_match"] == pytest.approx(100 * 2 / 5, rel=1e-12)
+    assert result["f1"] == pytest.approx(100 * (2 / 3) / 5, rel=1e-12)
+    assert dict(result) == pytest.approx(official_v1_scores(v1_data(), V1_PREDICTIONS), rel=1e-12)
+
+
+def test_v2_rules_differ_on_the_same_data():
+    # By hand, by the 2.0 rules (4 distinct ids, the last q1 wins):
+    #   q1 vs "Carolina Panthers": 0, 0.   q2: "The" dropped, gold "Paris": EM 0, F1 0.
+    #   q3: its only gold "a" dropped, so gold "" and answerable=True; "an" -> "": EM 1, F1 1.
+    #   q4 missing: 0.
+    result = squad_evaluate.evaluate(v1_data(), V1_PREDICTIONS, squad_version="2.0")
+    assert result["total"] == 4
+    assert result["exact"] == pytest.approx(25.0)
+    assert result["f1"] == pytest.approx(25.0)
+
+
+def test_v1_rules_match_the_independent_implementation_on_mixed_cases():
+    rng = random.Random(5)
+    words = ["the", "a", "Denver", "Broncos", "new", "york", "city", "!", "an", "paris"]
+
+    def phrase():
+        return " ".join(rng.choice(words) for _ in range(rng.randint(0, 4)))
+
+    qas = [
+        {"id": f"q{rng.randint(0, 30)}", "answers": [{"text": phrase()} for _ in range(3)]}
+        for _ in range(60)
+    ]
+    data = [{"paragraphs": [{"qas": qas}]}]
+    predictions = {f"q{i}": phrase() for i in range(30) if i % 7}  # some are missing
+    got = squad_evaluate.evaluate(data, predictions, squad_version="1.1")
+    assert dict(got) == pytest.approx(official_v1_scores(data, predictions), rel=1e-12)
+    # The cases are mixed enough for the two versions' rules to disagree.
+    v2 = squad_evaluate.evaluate(data, predictions, squad_version="2.0")
+    assert v2["exact"] != pytest.approx(got["exact_match"])
+
+
+def test_v1_rules_refuse_no_answer_scores_and_unanswerable_questions():
+    with pytest.raises(ValueError, match="no-answer scores are for SQuAD 2.0"):
+        squad_evaluate.evaluate(v1_data(), V1_PREDICTIONS, {"q1": 0.0}, squad_version="1.1")
+    with pytest.raises(ValueError, match="question 'q3' has no gold answer"):
+        squad_evaluate.evaluate(squad_data(), PREDICTIONS, squad_version="1.1")
+    with pytest.raises(ValueError, match="unknown SQuAD version '3'"):
+        squad_evaluate.evaluate(v1_data(), V1_PREDICTIONS, squad_version="3")
+
+
+@pytest.mark.parametrize(
+    "version, override, expected_keys",
+    [
+        ("1.1", None, ["exact_match", "f1"]),
+        ("v1.1", None, ["exact_match", "f1"]),
+        ("1.1", "2.0", ["exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total"]),
+        (None, "1.1", ["exact_match", "f1"]),
+        (None, None, ["exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total"]),
+    ],
+)
+def test_cli_takes_the_rules_from_the_data_version_unless_told(
+    tmp_path, version, override, expected_keys
+):
+    data = {"data": v1_data()}
+    if version:
+        data["version"] = version
+    data_file = write_json(tmp_path, "dev.json", data)
+    pred_file = write_json(tmp_path, "predictions.json", V1_PREDICTIONS)
+    out_file = str(tmp_path / "eval.json")
+    args = [data_file, pred_file, "--out_file", out_file]
+    if override:
+        args += ["--squad_version", override]
+    assert squad_evaluate.main(args) == 0
+    with open(out_file) as reader:
+        assert list(json.load(reader)) == expected_keys
 
 
 def test_cli_writes_out_file(tmp_path):
