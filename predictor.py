@@ -89,6 +89,11 @@ class Predictor:
             self._signature.structured_input_signature[1]["input_ids"].shape[1]
         )
 
+    @property
+    def signature(self):
+        """The loaded signature function (what `run` calls)."""
+        return self._signature
+
     def run(self, features: dict[str, np.ndarray], batch_size: int = 32) -> dict[str, np.ndarray]:
         """Runs the model on int `[num_examples, max_seq_length]` `input_ids`, `input_mask`
         and `segment_ids`, `batch_size` examples at a time; returns every output of the
