@@ -62,6 +62,12 @@ def define_flags() -> None:
         5.0,
         "How long the first request of a batch waits for others to join it.",
     )
+    flags.DEFINE_bool(
+        "eager_batches",
+        True,
+        "Run a batch as soon as every request the model holds has joined it, rather than "
+        "always waiting --batch_timeout_ms (TF Serving's way).",
+    )
     flags.DEFINE_integer(
         "max_queue_size",
         256,
@@ -116,6 +122,7 @@ def load_models(metrics: serving.Metrics) -> dict[str, serving.ServedModel]:
             FLAGS.batch_timeout_ms / 1000.0,
             FLAGS.max_queue_size,
             metrics,
+            eager_batches=FLAGS.eager_batches,
         )
         logging.info("model %r: %s export %s", name, kind, predictor.export_path)
     return models

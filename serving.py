@@ -128,6 +128,10 @@ class BatchingRunner:
     `submit` returns a `concurrent.futures.Future` of the job's outputs (every output of
     the signature, `[rows, ...]`; outputs whose sequence axis is dynamic come back at the
     job's own width). `run` is the blocking form, shaped like `Predictor.run`.
+
+    `requests_in_flight`, when given, counts the requests that may still bring a job: a
+    batch stops waiting once every one of them has joined it, so a lone caller does not
+    pay `batch_timeout_s` for companions who are not coming.
     """
 
     def __init__(
@@ -137,6 +141,7 @@ class BatchingRunner:
         max_batch_size: int,
         batch_timeout_s: float,
         metrics: Metrics,
+        requests_in_flight: Callable[[], int] | None = None,
     ):
         if max_batch_size < 1:
             raise ValueError(f"--max_batch_size must be at least 1, got {max_batch_size}")
@@ -145,6 +150,7 @@ class BatchingRunner:
         self.max_batch_size = max_batch_size
         self.batch_timeout_s = batch_timeout_s
         self._metrics = metrics
+        self._requests_in_flight = requests_in_flight
         self.sequence_length = predictor_lib.signature_sequence_length(signature)
         inputs = signature.structured_input_signature[1]
         self.input_names = sorted(inputs)
@@ -198,7 +204,7 @@ class BatchingRunner:
                 return
             batch, rows, stopping = [job], job.rows, False
             deadline = time.monotonic() + self.batch_timeout_s
-            while rows < self.max_batch_size:
+            while rows < self.max_batch_size and not self._all_joined(len(batch)):
                 try:
                     following = self._queue.get(timeout=max(deadline - time.monotonic(), 0))
                 except queue.Empty:
@@ -215,6 +221,11 @@ class BatchingRunner:
             if stopping:
                 # Nothing is queued behind the stop: the server stopped taking requests.
                 return
+
+    def _all_joined(self, batch_jobs: int) -> bool:
+        if self._requests_in_flight is None or not self._queue.empty():
+            return False
+        return self._requests_in_flight() <= batch_jobs
 
     def _run_jobs(self, jobs: list[_Job]) -> None:
         try:
@@ -564,7 +575,11 @@ def load_predictor(export_dir: str, squad_settings: dict | None = None):
 
 
 class ServedModel:
-    """One export: its predictor, its runner, and how many requests it holds."""
+    """One export: its predictor, its runner, and how many requests it holds.
+
+    With `eager_batches` a batch runs as soon as every request held has joined it (see
+    `BatchingRunner`); without, it always waits out the batch timeout, as TF Serving does.
+    """
 
     def __init__(
         self,
@@ -575,18 +590,24 @@ class ServedModel:
         batch_timeout_s: float,
         max_queue_size: int,
         metrics: Metrics,
+        eager_batches: bool = True,
     ):
         self.name = name
         self.kind = kind
         self.predictor = predictor
         self.version = predictor.export_path.rstrip("/").rsplit("/", 1)[-1]
+        self.in_flight = 0
         self.runner = BatchingRunner(
-            name, predictor.signature, max_batch_size, batch_timeout_s, metrics
+            name,
+            predictor.signature,
+            max_batch_size,
+            batch_timeout_s,
+            metrics,
+            requests_in_flight=(lambda: self.in_flight) if eager_batches else None,
         )
         # The predictor's texts-to-answers code now runs its model through the shared queue.
         predictor.run = self.runner.run
         self.max_queue_size = max_queue_size
-        self.in_flight = 0
         self.accepted = 0
         self.answered = 0
         self.pool = concurrent.futures.ThreadPoolExecutor(

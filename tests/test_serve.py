@@ -328,6 +328,7 @@ def test_a_full_queue_answers_503_and_recovers(exports, tmp_path):
         tmp_path,
         "--max_queue_size=2",
         "--batch_timeout_ms=3000",
+        "--noeager_batches",
         "--max_batch_size=64",
     ) as process:
         url = f"{process.url}/encode"
