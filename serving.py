@@ -295,10 +295,12 @@ class Metrics:
         self._model_seconds: collections.Counter = collections.Counter()
 
     def observe_request(self, model: str, route: str, code: int, seconds: float) -> None:
+        """Counts every request; the latency window holds only those of a model."""
         with self._lock:
             self.requests[(model, route, code)] += 1
-            self._latencies[model].append(seconds)
-            self._latency_sum[model] += seconds
+            if model:
+                self._latencies[model].append(seconds)
+                self._latency_sum[model] += seconds
 
     def observe_batch(self, model: str, rows: int, seconds: float) -> None:
         with self._lock:
@@ -759,11 +761,10 @@ class Server:
         except Exception as err:  # noqa: BLE001 - a JSON 500, and the trace in the log
             logger.exception("request %s %s failed", request.method, request.path)
             response = web.json_response({"error": f"internal error: {err}"}, status=500)
-        route = (
-            request.match_info.route.resource.canonical
-            if request.match_info.route.resource
-            else "?"
-        )
+        route = request.get("route")
+        if route is None:
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource else "(unknown)"
         self.metrics.observe_request(
             request["model"], route, response.status, time.monotonic() - started
         )
@@ -824,6 +825,7 @@ class Server:
             raise NotFound(f"{request.path}: this server answers POST /v1/models/<name>:predict")
         model = self._model(name)
         request["model"] = model.name
+        request["route"] = "/v1/models/{name}:predict"
         body = await _json_body(request)
         runner = model.runner
         features, request_format = parse_predict_request(
