@@ -64,9 +64,12 @@ def running_server(models: dict[str, str], work_dir: Path, *flags: str, startup_
                 process.wait()
 
 
-def export_tiny_models(root: Path, seq_length: int = 32) -> dict[str, str]:
-    """A random-weights encoder (REDUCE_MEAN of the last layer, normalized) and a two-label
-    classifier on a tiny BERT, exported with their tokenizer; returns {name: export_dir}."""
+def export_tiny_models(
+    root: Path, seq_length: int = 32, tasks: tuple[str, ...] = ("vectors", "sentiment")
+) -> dict[str, str]:
+    """Random-weights exports on a tiny BERT, with their tokenizer: `vectors` an encoder
+    (REDUCE_MEAN of the last layer, normalized), `sentiment` a two-label classifier, `ner`
+    a BIO tagger of PER, `qa` a SQuAD model; returns {name: export_dir} of `tasks`."""
     sys.path.insert(0, str(REPO_ROOT))
     sys.path.insert(0, str(REPO_ROOT / "tests"))
     import classifier_task
@@ -85,22 +88,77 @@ def export_tiny_models(root: Path, seq_length: int = 32) -> dict[str, str]:
         "mask_cls_sep": False,
         "normalize": True,
     }
-    encoder_fn = extract_features.model_fn_builder(
-        config, None, [-1], False, False, pooling_settings=pooling_settings
+    exports = {}
+    if "vectors" in tasks:
+        encoder_fn = extract_features.model_fn_builder(
+            config, None, [-1], False, False, pooling_settings=pooling_settings
+        )
+        exports["vectors"] = export.export_initialized_model(
+            encoder_fn,
+            str(root / "encoder"),
+            seq_length,
+            assets_extra=assets,
+            metadata={"task": "encoder", "do_lower_case": True, "pooling": pooling_settings},
+        )
+    if "sentiment" in tasks:
+        classifier_fn = classifier_task.model_fn_builder(config, 2, None, 1e-4, 1, 0, False, False)
+        exports["sentiment"] = export.export_initialized_model(
+            classifier_fn,
+            str(root / "classifier"),
+            seq_length,
+            assets_extra=assets,
+            metadata={
+                "labels": ["happy", "sad"],
+                "task_kind": "classification",
+                "do_lower_case": True,
+            },
+        )
+    if "ner" in tasks:
+        exports["ner"] = _export_tagger(root / "ner", config, seq_length, assets)
+    if "qa" in tasks:
+        import run_squad
+
+        squad_fn = run_squad.model_fn_builder(config, None, 1e-4, 1, 0, False, False)
+        exports["qa"] = export.export_initialized_model(
+            squad_fn,
+            str(root / "qa"),
+            seq_length,
+            assets_extra=assets,
+            metadata={"do_lower_case": True, "doc_stride": 8, "max_query_length": 8},
+        )
+    return exports
+
+
+def _export_tagger(directory: Path, config, seq_length: int, assets: dict) -> str:
+    import export
+    import ner_data
+    import run_ner
+
+    labels = ["O", "B-PER", "I-PER"]
+    settings = run_ner.NerSettings(
+        scheme="BIO",
+        max_seq_length=seq_length,
+        doc_stride=8,
+        use_document_context=False,
+        use_crf=False,
+        tag_constraints=True,
     )
-    encoder = export.export_initialized_model(
-        encoder_fn,
-        str(root / "encoder"),
-        seq_length,
-        assets_extra=assets,
-        metadata={"task": "encoder", "do_lower_case": True, "pooling": pooling_settings},
-    )
-    classifier_fn = classifier_task.model_fn_builder(config, 2, None, 1e-4, 1, 0, False, False)
-    classifier = export.export_initialized_model(
-        classifier_fn,
-        str(root / "classifier"),
-        seq_length,
-        assets_extra=assets,
-        metadata={"labels": ["happy", "sad"], "task_kind": "classification", "do_lower_case": True},
-    )
-    return {"vectors": encoder, "sentiment": classifier}
+    model_fn = run_ner.model_fn_builder(config, labels, settings, None, 1e-4, 1, 0, False)
+    with export.initialized_checkpoint(
+        model_fn, seq_length, ner_data.SERVING_INPUT_NAMES
+    ) as checkpoint:
+        return export.export_saved_model(
+            model_fn,
+            checkpoint,
+            str(directory),
+            seq_length,
+            assets_extra=assets,
+            metadata={
+                "task": "ner",
+                "labels": labels,
+                "tag_scheme": "BIO",
+                "do_lower_case": True,
+                "doc_stride": 8,
+            },
+            input_names=ner_data.SERVING_INPUT_NAMES,
+        )

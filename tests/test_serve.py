@@ -147,7 +147,11 @@ def test_predict_bodies_are_checked_and_padded():
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    return export_tiny_models(tmp_path_factory.mktemp("serve_exports"), SEQ_LENGTH)
+    return export_tiny_models(
+        tmp_path_factory.mktemp("serve_exports"),
+        SEQ_LENGTH,
+        ("vectors", "sentiment", "ner", "qa"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +160,8 @@ def local(exports):
     return {
         "vectors": predictor.EncoderPredictor(exports["vectors"]),
         "sentiment": predictor.ClassifierPredictor(exports["sentiment"]),
+        "ner": predictor.NerPredictor(exports["ner"]),
+        "qa": predictor.SquadPredictor(exports["qa"], doc_stride=8, max_query_length=8),
     }
 
 
@@ -248,7 +254,30 @@ def test_raw_text_routes_equal_the_predictors(server, local):
         [[p["probabilities"][k] for k in ("happy", "sad")] for p in classified["predictions"]]
     )
     np.testing.assert_allclose(served, expected.probabilities, rtol=0, atol=1e-5)
-    assert tag_status == 404 and "no ner export is served" in tagged["error"]
+    assert tag_status == 200
+    assert tagged["entities"] == local["ner"].predict(TEXTS)
+
+
+@pytest.mark.slow
+def test_answer_route_reads_long_passages_in_windows_like_the_predictor(server, local):
+    passage = " ".join(TEXTS)  # 28 tokens: two windows of 32 with the question
+    questions = [("where is the river", passage), ("what is wonderful", TEXTS[1])]
+    status, body = run(
+        _session_calls(
+            [
+                lambda s: post(
+                    s,
+                    f"{server.url}/answer",
+                    {"questions": [{"question": q, "context": c} for q, c in questions]},
+                )
+            ]
+        )
+    )[0]
+    assert status == 200
+    expected = local["qa"].answer(questions)
+    assert [a["text"] for a in body["answers"]] == [a.text for a in expected]
+    for served, answer in zip(body["answers"], expected, strict=True):
+        assert served["probability"] == pytest.approx(answer.nbest[0]["probability"], abs=1e-5)
 
 
 @pytest.mark.slow
