@@ -426,9 +426,10 @@ class EncoderPredictor(Predictor):
 
 
 def signature_sequence_length(signature) -> int | None:
-    """The sequence length a signature's `input_ids` takes: an int for an export of fixed
-    length, None for one that takes any length (`[batch, None]`)."""
-    return signature.structured_input_signature[1]["input_ids"].shape[1]
+    """The sequence length a signature's `input_ids` takes (its last axis: `[batch, seq]`,
+    or `[batch, choices, seq]`): an int for an export of fixed length, None for one that
+    takes any length."""
+    return signature.structured_input_signature[1]["input_ids"].shape[-1]
 
 
 def _checked_strings(texts: Sequence[str]) -> Sequence[str]:

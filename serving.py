@@ -77,31 +77,33 @@ class Limits:
 
 
 def real_length(features: dict[str, np.ndarray]) -> int:
-    """The number of leading positions holding a real token in any row (at least 1): the
-    width a job needs once its padding columns are cut."""
+    """The number of leading positions (along the last axis, the tokens) holding a real
+    token in any row (at least 1): the width a job needs once its padding is cut."""
     mask = features.get("input_mask")
     if mask is None:
-        return next(iter(features.values())).shape[1]
-    columns = np.flatnonzero(mask.any(axis=0))
+        return next(iter(features.values())).shape[-1]
+    columns = np.flatnonzero(mask.reshape(-1, mask.shape[-1]).any(axis=0))
     return int(columns[-1]) + 1 if columns.size else 1
 
 
-def fit_width(array: np.ndarray, width: int) -> np.ndarray:
-    """`array` `[rows, length, ...]` cut or zero-padded along axis 1 to `width`."""
-    length = array.shape[1]
+def fit_width(array: np.ndarray, width: int, axis: int = -1) -> np.ndarray:
+    """`array` cut or zero-padded along `axis` (the tokens) to `width`."""
+    axis = axis % array.ndim
+    length = array.shape[axis]
     if length == width:
         return array
     if length > width:
-        return array[:, :width]
+        return np.take(array, np.arange(width), axis=axis)
     padding = [(0, 0)] * array.ndim
-    padding[1] = (0, width - length)
+    padding[axis] = (0, width - length)
     return np.pad(array, padding)
 
 
 def stack_jobs(
     jobs: Sequence[dict[str, np.ndarray]], sequence_length: int | None
 ) -> tuple[dict[str, np.ndarray], int]:
-    """One batch of the jobs' inputs (each `[rows_i, length_i]`), padded to
+    """One batch of the jobs' inputs (each `[rows_i, length_i]`, or `[rows_i, choices,
+    length_i]`: the tokens are the last axis), padded to
     `sequence_length` when the export has a fixed one, else to the longest real length
     among the jobs; returns it and its width."""
     width = sequence_length or max(real_length(job) for job in jobs)
@@ -156,11 +158,16 @@ class BatchingRunner:
         self.input_names = sorted(inputs)
         self.input_dtypes = {name: inputs[name].dtype for name in inputs}
         outputs = signature.structured_outputs
-        # Outputs with a per-token axis of unknown size: resized to each job's width.
+        # Outputs with a per-token axis (axis 1 of a model on [batch, tokens] inputs) of
+        # unknown size: resized to each job's width.
+        token_inputs = inputs["input_ids"].shape.rank == 2
         self._per_token_outputs = {
             key
             for key, spec in outputs.items()
-            if spec.shape.rank is not None and spec.shape.rank >= 2 and spec.shape[1] is None
+            if token_inputs
+            and spec.shape.rank is not None
+            and spec.shape.rank >= 2
+            and spec.shape[1] is None
         }
         self.output_names = sorted(outputs)
         self._queue: queue.Queue = queue.Queue()
@@ -184,7 +191,7 @@ class BatchingRunner:
         if rows == 0:
             future.set_result({key: np.zeros([0]) for key in self.output_names})
             return future
-        width = next(iter(features.values())).shape[1]
+        width = next(iter(features.values())).shape[-1]
         self._queue.put(_Job(features, rows, width, future))
         return future
 
@@ -245,7 +252,7 @@ class BatchingRunner:
             for key, value in outputs.items():
                 rows = value[start : start + job.rows]
                 if key in self._per_token_outputs:
-                    rows = fit_width(rows, job.width)
+                    rows = fit_width(rows, job.width, axis=1)
                 result[key] = rows
             start += job.rows
             job.future.set_result(result)

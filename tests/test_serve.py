@@ -112,6 +112,14 @@ def test_a_batch_is_padded_to_its_longest_member_when_the_length_is_dynamic():
     # Columns past the last real token of every row are cut.
     padded = {name: serving.fit_width(value, 20) for name, value in short.items()}
     assert serving.stack_jobs([padded], None)[1] == 2
+    # [rows, choices, tokens] inputs (multiple choice): the tokens are the last axis.
+    choices = {name: np.stack([value] * 3, axis=1) for name, value in long.items()}
+    choices["input_mask"][:, 2, 5:] = 0
+    stacked, width = serving.stack_jobs(
+        [choices, {k: v[:1, :, :4] for k, v in choices.items()}], None
+    )
+    assert width == 7 and stacked["input_ids"].shape == (3, 3, 7)
+    np.testing.assert_array_equal(stacked["input_ids"][2, 0], [1, 2, 3, 4, 0, 0, 0])
 
 
 def test_predict_bodies_are_checked_and_padded():
