@@ -142,3 +142,20 @@ def test_varints_and_lengths_over_127_bytes_are_encoded_in_several_bytes():
     assert serving_assets._varint(300) == bytes([0xAC, 0x02])
     payload = b"x" * 200
     assert serving_assets._field(2, payload) == bytes([0x12, 0xC8, 0x01]) + payload
+
+
+def test_a_tagger_with_a_fourth_input_gets_replayable_warmup_requests(tmp_path):
+    from serve_helpers import export_tiny_models
+
+    (ner_export,) = export_tiny_models(tmp_path, SEQ_LENGTH, ("ner",)).values()
+    PredictionLog = serving_messages()
+    path = f"{ner_export}/assets.extra/{serving_assets.WARMUP_FILE}"
+    signature = tf.saved_model.load(ner_export).signatures["serving_default"]
+    for record in tf.data.TFRecordDataset(path):
+        request = PredictionLog.FromString(bytes(record.numpy())).predict_log.request
+        assert sorted(request.inputs) == ["input_ids", "input_mask", "label_mask", "segment_ids"]
+        inputs = {
+            name: tf.constant(tf.make_ndarray(request.inputs[name])) for name in request.inputs
+        }
+        tag_ids = signature(**inputs)["tag_ids"].numpy()
+        assert tag_ids.shape == tuple(inputs["input_ids"].shape)
