@@ -21,6 +21,7 @@ import tensorflow as tf
 from absl import flags
 
 import estimator_builder
+import serving_assets
 
 tf1 = tf.compat.v1
 
@@ -71,6 +72,7 @@ def export_saved_model(
     assets_extra: dict[str, str] | None = None,
     metadata: dict | None = None,
     input_names: Sequence[str] = INPUT_NAMES,
+    tf_serving_assets: bool = True,
 ) -> str:
     """Writes a SavedModel of `checkpoint_path` under `export_dir_base/<timestamp>/` (the
     versioned layout TensorFlow Serving watches) and returns its path.
@@ -80,7 +82,8 @@ def export_saved_model(
     `assets_extra` maps file names inside `assets.extra/` to files to copy there (e.g.
     `tokenizer_assets(...)`); `metadata`, when given, is written with `max_seq_length` added
     as `assets.extra/<METADATA_FILE>`, which is what `predictor.py` reads. `input_names`:
-    see `serving_input_receiver_fn`.
+    see `serving_input_receiver_fn`. `tf_serving_assets` adds TF Serving's warmup requests
+    and a batching-parameters example to `assets.extra/` (see `serving_assets.py`).
     """
     estimator = tf.estimator.Estimator(estimator_builder.as_estimator_model_fn(model_fn))
     with tempfile.TemporaryDirectory() as scratch:
@@ -90,6 +93,10 @@ def export_saved_model(
             with open(metadata_path, "w", encoding="utf-8") as writer:
                 json.dump(dict(metadata, max_seq_length=max_seq_length), writer, indent=2)
             assets_extra[METADATA_FILE] = metadata_path
+        if tf_serving_assets:
+            assets_extra.update(
+                serving_assets.write_serving_assets(scratch, input_names, max_seq_length)
+            )
         path = estimator.export_saved_model(
             export_dir_base,
             serving_input_receiver_fn(max_seq_length, input_names),

@@ -11,16 +11,20 @@ Outputs (any combination, at least one):
   `{"linex_index": i, "features": [{"token": "[CLS]", "layers": [{"index": -1,
   "values": [...]}, ...]}, ...]}`, one entry per real token (`[CLS] a [SEP] b [SEP]`), values
   rounded to 6 decimals.
-- `--pooling=cls|mean --pooled_output_file=vectors.npy`: one float32 vector per input line,
-  `[num_lines, hidden_size]`, in input order, from the layer given first in `--layers` (the
-  last layer with the default `-1,-2,-3,-4`). `cls` takes the vector of `[CLS]`; `mean`
-  averages over every real token, `[CLS]` and the `[SEP]`s included, padding excluded.
+- `--pooled_output_file=vectors.npy`: one float32 vector per input line, `[num_lines,
+  width]`, in input order. With `--pooling=cls|mean` (the earlier flags, kept), from the
+  layer given first in `--layers`: `cls` takes the vector of `[CLS]`; `mean` averages over
+  every real token, `[CLS]` and the `[SEP]`s included, padding excluded. Without
+  `--pooling`, bert-as-service's pooling: `--pooling_strategy` (REDUCE_MEAN by default) over
+  `--pooling_layer` (-2 by default), `--mask_cls_sep`, `--normalize_vectors` (see
+  `pooling.py`); `NONE` writes `[num_lines, max_seq_length, width]` token vectors.
   Leave `--output_file` unset to skip the (large) JSON for big inputs.
 - `--export_dir`: a SavedModel of the encoder of `--init_checkpoint` (see `export.py`) whose
   outputs are `pooled_output` `[batch_size, hidden_size]` (BERT's pooler: tanh-dense over
-  `[CLS]`, as in TF Hub's BERT) and `sequence_output` `[batch_size, seq_length,
-  hidden_size]` (the last layer); the tokenizer's file and settings go to its
-  `assets.extra/`.
+  `[CLS]`, as in TF Hub's BERT), `sequence_output` `[batch_size, seq_length, hidden_size]`
+  (the last layer) and `encodes`, the sentence vectors of the pooling flags above, so a TF
+  Serving client gets vectors directly; the tokenizer's file and settings (the pooling
+  included) go to its `assets.extra/`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import estimator_builder
 import export
 import input_files
 import modeling
+import pooling as pooling_lib
 import tokenization
 
 tf1 = tf.compat.v1
@@ -108,13 +113,16 @@ def define_flags() -> None:
         None,
         list(POOLING_MODES),
         "With --pooled_output_file: 'cls' (the [CLS] vector) or 'mean' (the average over "
-        "real tokens, [CLS] and [SEP] included) of the first layer in --layers.",
+        "real tokens, [CLS] and [SEP] included) of the first layer in --layers. Unset: "
+        "--pooling_strategy over --pooling_layer.",
     )
     flags.DEFINE_string(
         "pooled_output_file",
         None,
-        "With --pooling: a .npy file of float32 [num_lines, hidden_size] sentence vectors.",
+        "A .npy file of float32 [num_lines, width] sentence vectors (see --pooling and "
+        "--pooling_strategy).",
     )
+    pooling_lib.define_flags()
     # The encoder of --init_checkpoint, outputs pooled_output and sequence_output.
     export.define_export_flag()
     input_files.define_input_encoding_flag()
@@ -320,13 +328,16 @@ def model_fn_builder(
     pooling: str | None = None,
     write_layers: bool = True,
     compute_type: tf.DType = tf.float32,
+    pooling_settings: dict | None = None,
 ):
     """Returns the model_fn (TPUEstimator style, PREDICT only) of the extractor.
 
     Its predictions: `unique_id`; `layer_output_<i>` `[batch_size, seq_length, hidden_size]`
     for the i-th of `layer_indexes` when `write_layers`; and `pooled_vector`
-    `[batch_size, hidden_size]` of the first of `layer_indexes` when `pooling` is set. Its
-    export outputs are `pooled_output` and `sequence_output`. All float32.
+    `[batch_size, hidden_size]` of the first of `layer_indexes` when `pooling` is set, else
+    `pooling_settings`' vectors (see `pooling.settings_from_flags`) when those are given. Its
+    export outputs are `pooled_output`, `sequence_output` and, with `pooling_settings`,
+    `encodes`. All float32.
     """
 
     def model_fn(features, labels, mode, params):
@@ -350,14 +361,23 @@ def model_fn_builder(
         if write_layers:
             for i, layer_index in enumerate(layer_indexes):
                 predictions[f"layer_output_{i}"] = all_layers[layer_index]
+        encodes = None
+        if pooling_settings is not None:
+            encodes = pooling_lib.pool_encoder_layers(
+                all_layers, features["input_mask"], _segment_ids(features), pooling_settings
+            )
         if pooling:
             predictions["pooled_vector"] = pool_tokens(
                 all_layers[layer_indexes[0]], features["input_mask"], pooling
             )
+        elif encodes is not None:
+            predictions["pooled_vector"] = encodes
         encoder_outputs = {
             "pooled_output": tf.cast(model.get_pooled_output(), tf.float32),
             "sequence_output": all_layers[-1],
         }
+        if encodes is not None:
+            encoder_outputs[pooling_lib.OUTPUT_KEY] = encodes
         return tf1.estimator.tpu.TPUEstimatorSpec(
             mode=mode,
             predictions=predictions,
@@ -388,10 +408,10 @@ def json_line(unique_id: int, tokens: Sequence[str], layers: dict[int, np.ndarra
     return json.dumps({"linex_index": unique_id, "features": token_entries})
 
 
-def _pooled_array(temporary: str, num_rows: int, hidden_size: int) -> np.ndarray:
-    """A `[num_rows, hidden_size]` float32 array to fill: mapped onto the local .npy file
+def _pooled_array(temporary: str, num_rows: int, row_shape: Sequence[int]) -> np.ndarray:
+    """A `[num_rows, *row_shape]` float32 array to fill: mapped onto the local .npy file
     itself (no memory held for large inputs), or in memory for remote file systems."""
-    shape = (num_rows, hidden_size)
+    shape = (num_rows, *row_shape)
     if "://" in temporary:
         return np.zeros(shape, np.float32)
     return np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32, shape=shape)
@@ -409,9 +429,10 @@ def write_outputs(
     results: Iterable[dict],
     features: Sequence[InputFeatures],
     layer_indexes: Sequence[int],
-    hidden_size: int,
+    pooled_shape: Sequence[int],
 ) -> None:
-    """Streams the predictions into --output_file and/or --pooled_output_file."""
+    """Streams the predictions into --output_file and/or --pooled_output_file (whose rows
+    have `pooled_shape`)."""
     with contextlib.ExitStack() as stack:
         json_writer = None
         if FLAGS.output_file:
@@ -422,7 +443,7 @@ def write_outputs(
         pooled = pooled_temporary = None
         if FLAGS.pooled_output_file:
             pooled_temporary = stack.enter_context(atomic_files.writing(FLAGS.pooled_output_file))
-            pooled = _pooled_array(pooled_temporary, len(features), hidden_size)
+            pooled = _pooled_array(pooled_temporary, len(features), pooled_shape)
         seen = 0
         for result in results:
             unique_id = int(result["unique_id"])
@@ -441,12 +462,27 @@ def write_outputs(
             del pooled  # Unmap before the rename.
 
 
+def pooled_row_shape(
+    hidden_size: int, max_seq_length: int, pooling: str | None, settings: dict | None
+) -> list[int]:
+    """The shape of one row of --pooled_output_file: `[hidden_size]` for --pooling, else
+    the width of `settings`' vectors (`[max_seq_length, width]` for NONE)."""
+    if pooling or settings is None:
+        return [hidden_size]
+    width = hidden_size * len(settings["layers"])
+    if settings["strategy"] == pooling_lib.REDUCE_MEAN_MAX:
+        width *= 2
+    if settings["strategy"] == pooling_lib.NONE:
+        return [max_seq_length, width]
+    return [width]
+
+
 # ---------------------------------------------------------------------------------- the run
 
 
 def check_output_flags() -> None:
     """Fails before any work when no output is asked for, or the asked ones are incomplete."""
-    if bool(FLAGS.pooling) != bool(FLAGS.pooled_output_file):
+    if FLAGS.pooling and not FLAGS.pooled_output_file:
         raise ValueError("--pooling and --pooled_output_file must be given together")
     if not (FLAGS.output_file or FLAGS.pooled_output_file or FLAGS.export_dir):
         raise ValueError(
@@ -470,6 +506,10 @@ def main(_) -> None:
     # ALBERT gives one output per attention+FFN block, inner_group_num of them per layer.
     num_outputs = bert_config.num_hidden_layers * bert_config.inner_groups
     layer_indexes = parse_layer_indexes(FLAGS.layers, num_outputs)
+    # Checked only where used, so --output_file alone works on a one-layer model.
+    pooling_settings = None
+    if FLAGS.export_dir or (FLAGS.pooled_output_file and not FLAGS.pooling):
+        pooling_settings = pooling_lib.settings_from_flags(num_outputs)
     tokenizer = None
     if FLAGS.vocab_file or FLAGS.spm_model_file:
         tokenizer = tokenization.create_tokenizer(
@@ -496,13 +536,18 @@ def main(_) -> None:
             layer_indexes,
             use_tpu=False,
             use_one_hot_embeddings=FLAGS.use_one_hot_embeddings,
+            pooling_settings=pooling_settings,
         )
         export.export_initialized_model(
             export_model_fn,
             FLAGS.export_dir,
             FLAGS.max_seq_length,
             assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),
-            metadata={"do_lower_case": FLAGS.do_lower_case},
+            metadata={
+                "task": "encoder",
+                "do_lower_case": FLAGS.do_lower_case,
+                "pooling": pooling_settings,
+            },
         )
     if not writes_features:
         return
@@ -515,6 +560,7 @@ def main(_) -> None:
         pooling=FLAGS.pooling,
         write_layers=bool(FLAGS.output_file),
         compute_type=run_options.compute_type,
+        pooling_settings=None if FLAGS.pooling else pooling_settings,
     )
     # Prediction writes no checkpoint; the Estimator's working directory is thrown away.
     with tempfile.TemporaryDirectory() as model_dir:
@@ -526,7 +572,14 @@ def main(_) -> None:
         )
         input_fn = input_fn_builder(features, FLAGS.max_seq_length, FLAGS.use_tpu)
         results = estimator.predict(input_fn)
-        write_outputs(results, features, layer_indexes, bert_config.hidden_size)
+        write_outputs(
+            results,
+            features,
+            layer_indexes,
+            pooled_row_shape(
+                bert_config.hidden_size, FLAGS.max_seq_length, FLAGS.pooling, pooling_settings
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,10 @@ import numpy as np
 import tensorflow as tf
 
 import classifier_data
+import encoder_inputs
 import export
 import ner_data
+import pooling
 import squad_lib
 import tokenization
 
@@ -89,6 +91,11 @@ class Predictor:
         self.max_seq_length = int(
             self._signature.structured_input_signature[1]["input_ids"].shape[1]
         )
+
+    @property
+    def signature(self):
+        """The loaded signature function (what `run` calls)."""
+        return self._signature
 
     def run(self, features: dict[str, np.ndarray], batch_size: int = 32) -> dict[str, np.ndarray]:
         """Runs the model on int `[num_examples, max_seq_length]` `input_ids`, `input_mask`
@@ -366,6 +373,66 @@ class NerPredictor(Predictor):
         ):
             tags_of[sentence.document] = tags
         return tags_of
+
+
+class EncoderPredictor(Predictor):
+    """An encoder export (`extract_features.py --export_dir` or `run_pretraining.py
+    --export_dir`) turning texts into sentence vectors: the export's own in-graph pooling
+    (output `encodes`, settings in its metadata under `pooling`), so these are the vectors a
+    TF Serving client of the same export gets.
+
+      EncoderPredictor("/tmp/encoder").encode(["hello world", ("text a", "text b")])
+      # float32 [2, width] (or [2, seq_length, width] for the NONE strategy)
+    """
+
+    def __init__(
+        self,
+        export_dir: str,
+        vocab_file: str | None = None,
+        spm_model_file: str | None = None,
+        do_lower_case: bool | None = None,
+    ):
+        super().__init__(
+            export_dir,
+            vocab_file=vocab_file,
+            spm_model_file=spm_model_file,
+            do_lower_case=do_lower_case,
+        )
+        if pooling.OUTPUT_KEY not in self._signature.structured_outputs:
+            raise ValueError(
+                f"{self.export_path} has no {pooling.OUTPUT_KEY!r} output; export the encoder "
+                "again with extract_features.py --export_dir (and the --pooling_* flags)"
+            )
+        self.pooling = dict(self.metadata.get("pooling") or {})
+
+    def featurize(self, texts: Sequence[TextOrPair]) -> dict[str, np.ndarray]:
+        """int32 `[len(texts), max_seq_length]` inputs: `[CLS] a [SEP] (b [SEP])`, truncated
+        as extract_features.py truncates."""
+        rows = []
+        for text in _checked_texts(texts):
+            text_a, text_b = (text, None) if isinstance(text, str) else text
+            rows.append(
+                encoder_inputs.text_inputs(text_a, text_b, self.max_seq_length, self.tokenizer)
+            )
+        shape = (len(rows), self.max_seq_length)
+        return {
+            name: np.array([getattr(row, name) for row in rows], np.int32).reshape(shape)
+            for name in export.INPUT_NAMES
+        }
+
+    def encode(self, texts: Sequence[TextOrPair], batch_size: int = 32) -> np.ndarray:
+        """float32 `[len(texts), width]` sentence vectors (`[len(texts), seq_length, width]`
+        for NONE) of texts or (text_a, text_b) pairs."""
+        if not texts:
+            return np.zeros([0, 0], np.float32)
+        return self.run(self.featurize(texts), batch_size)[pooling.OUTPUT_KEY]
+
+
+def signature_sequence_length(signature) -> int | None:
+    """The sequence length a signature's `input_ids` takes (its last axis: `[batch, seq]`,
+    or `[batch, choices, seq]`): an int for an export of fixed length, None for one that
+    takes any length."""
+    return signature.structured_input_signature[1]["input_ids"].shape[-1]
 
 
 def _checked_strings(texts: Sequence[str]) -> Sequence[str]:

@@ -25,6 +25,7 @@ import estimator_builder
 import export
 import finetuning
 import modeling
+import pooling
 import tfrecord_io
 
 tf1 = tf.compat.v1
@@ -67,6 +68,7 @@ def define_flags() -> None:
     estimator_builder.define_hardware_flags()
     estimator_builder.define_gpu_flags()
     export.define_export_flag()
+    pooling.define_flags()
 
 
 # ---------------------------------------------------------------------------------- heads
@@ -225,8 +227,10 @@ def model_fn_builder(
     use_tpu: bool,
     use_one_hot_embeddings: bool,
     run_options: estimator_builder.RunOptions = estimator_builder.DEFAULT_RUN_OPTIONS,
+    pooling_settings: dict | None = None,
 ):
-    """Returns the model_fn (TPUEstimator style) for pre-training."""
+    """Returns the model_fn (TPUEstimator style) for pre-training; PREDICT mode is the
+    encoder export (see `encoder_spec`)."""
 
     def model_fn(features, labels, mode, params):
         del labels, params
@@ -241,7 +245,14 @@ def model_fn_builder(
             compute_type=run_options.compute_type,
         )
         if mode == tf.estimator.ModeKeys.PREDICT:
-            return encoder_spec(model, init_checkpoint, use_tpu)
+            return encoder_spec(
+                model,
+                init_checkpoint,
+                use_tpu,
+                pooling_settings,
+                features["input_mask"],
+                features["segment_ids"],
+            )
         masked_lm_loss, masked_lm_example_loss, masked_lm_log_probs = get_masked_lm_output(
             bert_config,
             model.get_sequence_output(),
@@ -289,13 +300,25 @@ def model_fn_builder(
     return model_fn
 
 
-def encoder_spec(model: modeling.BertModel, init_checkpoint: str | None, use_tpu: bool):
+def encoder_spec(
+    model: modeling.BertModel,
+    init_checkpoint: str | None,
+    use_tpu: bool,
+    pooling_settings: dict | None = None,
+    input_mask: tf.Tensor | None = None,
+    segment_ids: tf.Tensor | None = None,
+):
     """PREDICT mode serves the encoder alone: `pooled_output` `[batch_size, hidden_size]`
-    and `sequence_output` `[batch_size, seq_length, hidden_size]`, float32."""
+    and `sequence_output` `[batch_size, seq_length, hidden_size]`, float32, and with
+    `pooling_settings` (`pooling.settings_from_flags`) the sentence vectors `encodes`."""
     outputs = {
         "pooled_output": tf.cast(model.get_pooled_output(), tf.float32),
         "sequence_output": tf.cast(model.get_sequence_output(), tf.float32),
     }
+    if pooling_settings is not None:
+        outputs[pooling.OUTPUT_KEY] = pooling.pool_encoder_layers(
+            model.get_all_encoder_layers(), input_mask, segment_ids, pooling_settings
+        )
     return tf1.estimator.tpu.TPUEstimatorSpec(
         mode=tf.estimator.ModeKeys.PREDICT,
         predictions=outputs,
@@ -304,14 +327,18 @@ def encoder_spec(model: modeling.BertModel, init_checkpoint: str | None, use_tpu
     )
 
 
-def export_encoder(model_fn) -> str:
+def export_encoder(model_fn, pooling_settings: dict) -> str:
     """--export_dir: a SavedModel of the encoder from the last checkpoint in --output_dir,
     or from --init_checkpoint when there is none (say, a checkpoint from Google)."""
     with finetuning.checkpoint_to_export(
         model_fn, FLAGS.output_dir, FLAGS.init_checkpoint, FLAGS.max_seq_length
     ) as checkpoint:
         return export.export_saved_model(
-            model_fn, checkpoint, FLAGS.export_dir, FLAGS.max_seq_length
+            model_fn,
+            checkpoint,
+            FLAGS.export_dir,
+            FLAGS.max_seq_length,
+            metadata={"task": "encoder", "pooling": pooling_settings},
         )
 
 
@@ -334,6 +361,9 @@ def main(_) -> None:
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.export_dir):
         raise ValueError("At least one of --do_train, --do_eval or --export_dir must be set.")
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+    pooling_settings = (
+        pooling.settings_from_flags(bert_config.num_hidden_layers) if FLAGS.export_dir else None
+    )
     estimator_builder.check_model_flags(bert_config)
     features = pretraining_features(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
     if FLAGS.do_train or FLAGS.do_eval:
@@ -360,6 +390,7 @@ def main(_) -> None:
         use_tpu=FLAGS.use_tpu,
         use_one_hot_embeddings=FLAGS.use_tpu,
         run_options=estimator_builder.run_options_from_flags(),
+        pooling_settings=pooling_settings,
     )
     estimator = estimator_builder.BertEstimator(
         model_fn,
@@ -385,7 +416,7 @@ def main(_) -> None:
             result, os.path.join(FLAGS.output_dir, "eval_results.txt")
         )
     if FLAGS.export_dir:
-        export_encoder(model_fn)
+        export_encoder(model_fn, pooling_settings)
 
 
 if __name__ == "__main__":

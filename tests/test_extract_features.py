@@ -181,9 +181,38 @@ def test_exported_encoder_gives_the_checkpoints_outputs_in_a_fresh_process(
         check=True,
     )
     served = np.load(tmp_path / "outputs.npz")
-    assert set(served.files) == {"pooled_output", "sequence_output"}
+    assert set(served.files) == {"pooled_output", "sequence_output", "encodes"}
     np.testing.assert_allclose(served["pooled_output"], direct["pooled"], atol=1e-5, rtol=0)
     np.testing.assert_allclose(served["sequence_output"], direct["layers"][-1], atol=1e-5, rtol=0)
+    # The default pooling flags: bert-as-service's REDUCE_MEAN of the second-to-last layer.
+    for row, tokens in enumerate(EXPECTED_TOKENS):
+        expected = direct["layers"][-2][row, : len(tokens)].mean(axis=0)
+        np.testing.assert_allclose(served["encodes"][row], expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_bert_as_service_pooling_flags_write_the_vectors(tiny_bert, tmp_path):
+    flags, vocab = tiny_bert
+    run_script(
+        "extract_features.py",
+        dict(
+            flags,
+            pooled_output_file=tmp_path / "vectors.npy",
+            pooling_strategy="REDUCE_MEAN_MAX",
+            pooling_layer="-1,-2",
+            mask_cls_sep=True,
+            layers="-1",
+            max_seq_length=SEQ_LENGTH,
+        ),
+    )
+    vectors = np.load(tmp_path / "vectors.npy")
+    assert vectors.shape == (len(INPUT_LINES), 4 * 32)
+    layers = direct_outputs(flags, vocab)["layers"]
+    for row, tokens in enumerate(EXPECTED_TOKENS):
+        keep = [i for i, token in enumerate(tokens) if token not in ("[CLS]", "[SEP]")]
+        both = np.concatenate([layers[-1][row, keep], layers[-2][row, keep]], axis=-1)
+        expected = np.concatenate([both.mean(axis=0), both.max(axis=0)])
+        np.testing.assert_allclose(vectors[row], expected, atol=1e-5, rtol=0)
 
 
 @pytest.mark.slow
