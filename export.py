@@ -21,6 +21,7 @@ import tensorflow as tf
 from absl import flags
 
 import estimator_builder
+import tfrecord_io
 
 tf1 = tf.compat.v1
 
@@ -37,21 +38,35 @@ def define_export_flag() -> None:
     )
 
 
-def serving_input_receiver_fn(max_seq_length: int) -> Callable[[], object]:
+def serving_input_receiver_fn(
+    max_seq_length: int, dynamic_length: bool = True
+) -> Callable[[], object]:
     """The receiver of both signatures.
 
     The int tensors are the features the model reads; they are computed from the serialized
     examples, and a client of `serving_default` feeds them directly, so both ways in share
-    one graph.
+    one graph. With `dynamic_length` they are `[batch_size, None]`: a client may feed any
+    length up to the model's max_position_embeddings (a short query then costs a short
+    forward pass), and a batch of examples (written at `max_seq_length`) is cut to its
+    longest member. Otherwise they are `[batch_size, max_seq_length]`.
     """
 
     def receiver():
         serialized = tf1.placeholder(tf.string, [None], name="examples")
         spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in INPUT_NAMES}
         parsed = tf.io.parse_example(serialized, spec)
-        features = {
-            name: tf.identity(tf.cast(parsed[name], tf.int32), name=name) for name in INPUT_NAMES
-        }
+        parsed = {name: tf.cast(parsed[name], tf.int32) for name in INPUT_NAMES}
+        if dynamic_length:
+            longest = tf.reduce_max(tfrecord_io.batch_sequence_lengths(parsed["input_mask"]))
+            length = tf.maximum(longest, 0)
+            features = {
+                name: tf1.placeholder_with_default(
+                    parsed[name][:, :length], shape=[None, None], name=name
+                )
+                for name in INPUT_NAMES
+            }
+        else:
+            features = {name: tf.identity(parsed[name], name=name) for name in INPUT_NAMES}
         return tf.estimator.export.ServingInputReceiver(
             features=features,
             receiver_tensors=features,
@@ -68,6 +83,7 @@ def export_saved_model(
     max_seq_length: int,
     assets_extra: dict[str, str] | None = None,
     metadata: dict | None = None,
+    dynamic_length: bool = True,
 ) -> str:
     """Writes a SavedModel of `checkpoint_path` under `export_dir_base/<timestamp>/` (the
     versioned layout TensorFlow Serving watches) and returns its path.
@@ -75,20 +91,22 @@ def export_saved_model(
     `model_fn` is the task's TPUEstimator-style model_fn; in PREDICT mode it must return
     `export_outputs`. Export always builds the CPU graph, also for a TPU-trained model.
     `assets_extra` maps file names inside `assets.extra/` to files to copy there (e.g.
-    `tokenizer_assets(...)`); `metadata`, when given, is written with `max_seq_length` added
-    as `assets.extra/<METADATA_FILE>`, which is what `predictor.py` reads.
+    `tokenizer_assets(...)`); `metadata` is written with `max_seq_length` added as
+    `assets.extra/<METADATA_FILE>`, which is what `predictor.py` reads. `dynamic_length`:
+    see `serving_input_receiver_fn`.
     """
     estimator = tf.estimator.Estimator(estimator_builder.as_estimator_model_fn(model_fn))
     with tempfile.TemporaryDirectory() as scratch:
         assets_extra = dict(assets_extra or {})
-        if metadata is not None:
-            metadata_path = os.path.join(scratch, METADATA_FILE)
-            with open(metadata_path, "w", encoding="utf-8") as writer:
-                json.dump(dict(metadata, max_seq_length=max_seq_length), writer, indent=2)
-            assets_extra[METADATA_FILE] = metadata_path
+        # Always written: with dynamic-length inputs the signature no longer tells the
+        # length the model was trained at, which a predictor pads and truncates to.
+        metadata_path = os.path.join(scratch, METADATA_FILE)
+        with open(metadata_path, "w", encoding="utf-8") as writer:
+            json.dump(dict(metadata or {}, max_seq_length=max_seq_length), writer, indent=2)
+        assets_extra[METADATA_FILE] = metadata_path
         path = estimator.export_saved_model(
             export_dir_base,
-            serving_input_receiver_fn(max_seq_length),
+            serving_input_receiver_fn(max_seq_length, dynamic_length),
             assets_extra=assets_extra or None,
             checkpoint_path=checkpoint_path,
         )

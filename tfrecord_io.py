@@ -132,6 +132,7 @@ class RoundRobinRecordWriter:
         else:
             self.abort()
 
+
 # ---------------------------------------------------------------------------------------
 # Reading
 
@@ -227,7 +228,15 @@ def sequence_length(input_mask: tf.Tensor) -> tf.Tensor:
     """int64 scalar: one past the last non-zero position of a `[seq_length]` mask (0 for an
     all-zero mask). Everything after it is padding, which the attention mask makes inert."""
     positions = tf.range(1, tf.size(input_mask, out_type=tf.int64) + 1)
-    return tf.reduce_max(tf.where(input_mask != 0, positions, tf.zeros_like(positions)))
+    return tf.reduce_max(tf.where(tf.not_equal(input_mask, 0), positions, tf.zeros_like(positions)))
+
+
+def batch_sequence_lengths(input_mask: tf.Tensor) -> tf.Tensor:
+    """`sequence_length` of each row of a `[batch_size, seq_length]` mask: `[batch_size]`."""
+    positions = tf.range(1, tf.shape(input_mask, out_type=tf.int64)[1] + 1)
+    return tf.reduce_max(
+        tf.where(tf.not_equal(input_mask, 0), positions, tf.zeros_like(positions)), axis=1
+    )
 
 
 def batch_by_length(
