@@ -180,8 +180,9 @@ def define_gpu_flags() -> None:
         "bucket_boundaries",
         None,
         "With --bucket_by_length: the padded lengths of the shorter buckets, e.g. 32,64 "
-        "(--max_seq_length is always the last). Default: --max_seq_length / 8, / 4 and / 2, "
-        "none shorter than 16 (16,32,64 at 128).",
+        "(--max_seq_length is always the last). Default: 1/8, 2/8, 3/8, 4/8 and 6/8 of "
+        "--max_seq_length, rounded down to a multiple of 8, none shorter than 16 "
+        "(16,32,48,64,96 at 128).",
     )
     flags.DEFINE_integer(
         "random_seed",

@@ -16,9 +16,9 @@ the converted MiniLM):
 - training: exactly report_every x (reports + 1) + 1 steps, examples/s from the
   ThroughputHook lines (the first, warm-up, dropped), as bench_training.py measures; the
   training set is larger than the steps read, so every measured batch is full;
-- prediction: --do_predict on the test set; examples/s over the prediction phase (from the
-  "Running prediction" log line to the process end) and the whole process's wall time;
-  both ways' test_results.tsv are compared;
+- prediction: --do_predict on the test set; examples/s of the prediction loop (from the
+  log line that follows restoring the checkpoint to the process end, writing the results
+  included) and the whole process's wall time; both ways' test_results.tsv are compared;
 - predictor latency: ClassifierPredictor, one 10-token query at a time (best of
   --latency_calls per round), on the dynamic-length export run_classifier.py writes now and
   on a fixed-length one (the same script, through a launcher that turns export.py's
@@ -256,12 +256,18 @@ def predict_once(mode: str, data_dir: str, round_index: int, args) -> tuple[floa
         *MODES[mode],
     )
     text, wall, end = run_logged(f"predict-{mode}-{round_index}", command, HOOK_DEFAULT_INTERVAL)
+    # The prediction loop starts once the graph is built and the checkpoint restored: at
+    # the first "Done running local_init_op" after "Running prediction".
     started = None
+    predicting = False
     for line in text.splitlines():
-        if "***** Running prediction *****" in line and (match := ABSL_TIME.match(line)):
-            started = log_time(match, end)
+        predicting = predicting or "***** Running prediction *****" in line
+        if predicting and "Done running local_init_op" in line:
+            if match := ABSL_TIME.match(line):
+                started = log_time(match, end)
+                break
     if started is None:
-        raise RuntimeError("no timestamped 'Running prediction' line in the log")
+        raise RuntimeError("no timestamped 'Done running local_init_op' line in the log")
     with open(os.path.join(output_dir, "test_results.tsv"), encoding="utf-8") as f:
         results = f.read()
     num_examples = len(results.splitlines())
@@ -411,7 +417,7 @@ def main() -> None:
             for row_a, row_b in zip(rows["full"], rows["bucketed"], strict=True)
             for a, b in zip(row_a, row_b, strict=True)
         )
-        summary.append(ratio_line("prediction phase", figures, "examples/s"))
+        summary.append(ratio_line("prediction loop", figures, "examples/s"))
         summary.append(ratio_line("whole --do_predict process", walls, "s"))
         summary.append(f"test_results.tsv, full vs bucketed: largest difference {difference:.2e}")
 

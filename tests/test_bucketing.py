@@ -58,9 +58,11 @@ BUCKETED = {"bucket_by_length": True, "seed": 4}
 
 
 def test_bucket_lengths_default_and_given():
-    assert tfrecord_io.bucket_lengths(128) == [16, 32, 64, 128]
-    assert tfrecord_io.bucket_lengths(384) == [48, 96, 192, 384]
-    assert tfrecord_io.bucket_lengths(64) == [16, 32, 64]
+    assert tfrecord_io.bucket_lengths(128) == [16, 32, 48, 64, 96, 128]
+    assert tfrecord_io.bucket_lengths(384) == [48, 96, 144, 192, 288, 384]
+    # Rounded down to multiples of 8; none shorter than 16.
+    assert tfrecord_io.bucket_lengths(100) == [24, 32, 48, 72, 100]
+    assert tfrecord_io.bucket_lengths(64) == [16, 24, 32, 48, 64]
     assert tfrecord_io.bucket_lengths(16) == [16]
     assert tfrecord_io.bucket_lengths(128, [64, 32, 256, 128]) == [32, 64, 128]
     with pytest.raises(ValueError, match="bucket_boundaries"):
@@ -81,9 +83,9 @@ def test_each_batch_is_cut_to_the_shortest_bucket_that_holds_it(tmp_path):
         width = batch["input_ids"].shape[1]
         labels = batch["label_ids"]
         real = [LENGTHS[i] for i in labels]
-        # Buckets 16 and 32 (32 / 2; 32 / 4 is below the shortest derived bucket).
-        assert width == (16 if max(real) <= 16 else 32)
-        assert all((length <= 16) == (width == 16) for length in real)
+        # Buckets 16, 24 and 32 (3/8 and 4/8 of 32; 1/8 and 2/8 are below 16): every
+        # example of a batch has the batch's bucket, the shortest that holds it.
+        assert {min(b for b in (16, 24, 32) if b >= length) for length in real} == {width}
         for row, index in enumerate(labels):
             length = LENGTHS[index]
             assert list(batch["input_ids"][row]) == [index + 1] * length + [0] * (width - length)
@@ -113,7 +115,7 @@ def test_training_reads_every_example_once_per_epoch_in_a_seeded_order(tmp_path)
         # Batches never straddle two epochs, and each epoch holds every example once.
         assert sorted(epoch) == list(range(len(LENGTHS)))
     assert epochs[0] != epochs[1]  # each epoch is shuffled anew
-    assert {len(b["input_ids"][0]) for b in stream} == {16, 32}
+    assert {len(b["input_ids"][0]) for b in stream} == {16, 24, 32}
     again = batches(input_fn, count=40, **BUCKETED)
     assert all(
         np.array_equal(a[name], b[name]) for a, b in zip(stream, again, strict=True) for name in a
@@ -244,7 +246,8 @@ def test_bucketed_eval_and_predict_match_full_length_padding(tmp_path_factory, t
             "run_classifier.py",
             dict(common, do_eval=True, do_predict=True, bucket_by_length=bucketed),
         ).stdout
-        assert ("Batches grouped by length, padded to one of [16, 32, 64]" in log) == bucketed
+        grouped = "Batches grouped by length, padded to one of [16, 24, 32, 48, 64]"
+        assert (grouped in log) == bucketed
         results[bucketed] = (
             read_eval_results(out / "eval_results.txt"),
             np.loadtxt(out / "test_results.tsv", ndmin=2),
