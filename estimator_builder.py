@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import tensorflow as tf
@@ -23,6 +23,7 @@ from absl import flags
 import atomic_files
 import modeling
 import optimization
+import tfrecord_io
 import tokenization
 
 tf1 = tf.compat.v1
@@ -185,6 +186,25 @@ def define_gpu_flags() -> None:
         ["adamw", "lamb"],
         "adamw: BERT's Adam with weight decay; lamb: layer-wise adaptive (large batches).",
     )
+    flags.DEFINE_bool(
+        "bucket_by_length",
+        True,
+        "GPU/CPU path: put examples of similar length into the same batch and pad each "
+        "batch only to its bucket's length (--bucket_boundaries) instead of "
+        "--max_seq_length; real text is mostly short, so most of a full-length batch is "
+        "padding. The TFRecords stay as written, and evaluation and prediction give the "
+        "same numbers, in input order. With --use_tpu batches always keep static "
+        "full-length shapes. false: every batch padded to --max_seq_length, the "
+        "original's batches exactly.",
+    )
+    flags.DEFINE_list(
+        "bucket_boundaries",
+        None,
+        "With --bucket_by_length: the padded lengths of the shorter buckets, e.g. 32,64 "
+        "(--max_seq_length is always the last). Default: 1/8, 2/8, 3/8, 4/8 and 6/8 of "
+        "--max_seq_length, rounded down to a multiple of 8, none shorter than 16 "
+        "(16,32,48,64,96 at 128).",
+    )
     flags.DEFINE_integer(
         "random_seed",
         None,
@@ -338,15 +358,76 @@ def _enable_xla_on_cpu() -> None:
 
 
 def as_estimator_model_fn(tpu_model_fn: ModelFn) -> ModelFn:
-    """Adapts a model_fn that returns `TPUEstimatorSpec` to a plain Estimator."""
+    """Adapts a model_fn that returns `TPUEstimatorSpec` to a plain Estimator.
+
+    A bucketed prediction input adds `tfrecord_io.EXAMPLE_INDEX` to the features; the task's
+    model_fn never sees it, and it is handed through to the predictions, where
+    `BertEstimator.predict` uses it to restore the input order.
+    """
 
     def model_fn(features, labels, mode, params):
+        example_index = None
+        if isinstance(features, dict) and tfrecord_io.EXAMPLE_INDEX in features:
+            features = dict(features)
+            example_index = features.pop(tfrecord_io.EXAMPLE_INDEX)
         spec = tpu_model_fn(features, labels, mode, params)
         if isinstance(spec, tf1.estimator.tpu.TPUEstimatorSpec):
-            return spec.as_estimator_spec()
+            spec = spec.as_estimator_spec()
+        if example_index is not None and mode == tf.estimator.ModeKeys.PREDICT:
+            predictions = spec.predictions
+            if not isinstance(predictions, dict):
+                predictions = {_SINGLE_PREDICTION: predictions}
+            spec = spec._replace(
+                predictions=dict(predictions, **{tfrecord_io.EXAMPLE_INDEX: example_index})
+            )
         return spec
 
     return model_fn
+
+
+# The key under which a model_fn's lone prediction tensor travels next to the example index.
+_SINGLE_PREDICTION = "_prediction"
+
+
+def in_input_order(predictions: Iterable[dict]) -> Iterator:
+    """Yields predictions that carry `tfrecord_io.EXAMPLE_INDEX` in the order of that
+    index, without it, each as soon as all before it have come; predictions without the
+    index pass through unchanged (an input_fn that does not bucket).
+
+    Raises:
+      RuntimeError: an index is missing or repeated (the input lost or doubled examples).
+    """
+    pending: dict[int, Any] = {}
+    next_index = 0
+    for prediction in predictions:
+        if not isinstance(prediction, dict) or tfrecord_io.EXAMPLE_INDEX not in prediction:
+            yield prediction
+            continue
+        prediction = dict(prediction)
+        index = int(prediction.pop(tfrecord_io.EXAMPLE_INDEX))
+        if index < next_index or index in pending:
+            raise RuntimeError(f"Example {index} was predicted twice")
+        pending[index] = prediction.get(_SINGLE_PREDICTION, prediction)
+        while next_index in pending:
+            yield pending.pop(next_index)
+            next_index += 1
+    if pending:
+        raise RuntimeError(
+            f"No prediction for example {next_index}, though {len(pending)} later ones came"
+        )
+
+
+def parse_bucket_boundaries(values: Iterable[str] | None) -> tuple[int, ...] | None:
+    """--bucket_boundaries as integers (None when not given)."""
+    if not values:
+        return None
+    try:
+        boundaries = tuple(int(value) for value in values)
+    except ValueError as err:
+        raise ValueError(f"--bucket_boundaries={','.join(values)}: not integers") from err
+    if any(boundary < 1 for boundary in boundaries):
+        raise ValueError(f"--bucket_boundaries={','.join(values)}: lengths must be positive")
+    return boundaries
 
 
 class BertEstimator:
@@ -370,6 +451,9 @@ class BertEstimator:
         self.accumulation_steps = 1 if self.use_tpu else FLAGS.gradient_accumulation_steps
         self.multi_worker = not self.use_tpu and FLAGS.distribution_strategy == "multi_worker"
         self.seed = FLAGS.random_seed
+        # Length bucketing is for the plain Estimator only: TPUs need static shapes.
+        self.bucket_by_length = not self.use_tpu and FLAGS.bucket_by_length
+        self.bucket_boundaries = parse_bucket_boundaries(FLAGS.bucket_boundaries)
         self.batch_sizes = {
             tf.estimator.ModeKeys.TRAIN: train_batch_size,
             tf.estimator.ModeKeys.EVAL: eval_batch_size,
@@ -407,11 +491,16 @@ class BertEstimator:
         if self.use_tpu:
             return input_fn  # TPUEstimator fills params["batch_size"] per shard itself.
         batch_size = self.per_replica_batch_size(mode)
+        settings = dict(batch_size=batch_size, seed=self.seed)
+        if self.bucket_by_length:
+            settings.update(
+                bucket_by_length=True,
+                bucket_boundaries=self.bucket_boundaries,
+                example_index=mode == tf.estimator.ModeKeys.PREDICT,
+            )
 
         def with_batch_size(params, input_context=None):
-            return input_fn(
-                dict(params, batch_size=batch_size, input_context=input_context, seed=self.seed)
-            )
+            return input_fn(dict(params, input_context=input_context, **settings))
 
         return with_batch_size
 
@@ -475,11 +564,14 @@ class BertEstimator:
         )
 
     def predict(self, input_fn: InputFn, checkpoint_path: str | None = None) -> Iterable[dict]:
-        return self.estimator.predict(
+        """Yields one prediction per example, in the order of the input (also when the
+        batches were grouped by length)."""
+        predictions = self.estimator.predict(
             self._input_fn_for(input_fn, tf.estimator.ModeKeys.PREDICT),
             checkpoint_path=checkpoint_path,
             yield_single_examples=True,
         )
+        return in_input_order(predictions) if self.bucket_by_length else predictions
 
     @property
     def model_dir(self) -> str:

@@ -22,6 +22,7 @@ from absl import flags
 
 import estimator_builder
 import serving_assets
+import tfrecord_io
 
 tf1 = tf.compat.v1
 
@@ -39,22 +40,37 @@ def define_export_flag() -> None:
 
 
 def serving_input_receiver_fn(
-    max_seq_length: int, input_names: Sequence[str] = INPUT_NAMES
+    max_seq_length: int,
+    input_names: Sequence[str] = INPUT_NAMES,
+    dynamic_length: bool = True,
 ) -> Callable[[], object]:
     """The receiver of both signatures.
 
     The int tensors `input_names` (a task may add to the encoder's three) are the features
     the model reads; they are computed from the serialized examples, and a client of
-    `serving_default` feeds them directly, so both ways in share one graph.
+    `serving_default` feeds them directly, so both ways in share one graph. With
+    `dynamic_length` they are `[batch_size, None]`: a client may feed any length up to the
+    model's max_position_embeddings (a short query then costs a short forward pass), and a
+    batch of examples (written at `max_seq_length`) is cut to its longest member. Otherwise
+    they are `[batch_size, max_seq_length]`.
     """
 
     def receiver():
         serialized = tf1.placeholder(tf.string, [None], name="examples")
         spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in input_names}
         parsed = tf.io.parse_example(serialized, spec)
-        features = {
-            name: tf.identity(tf.cast(parsed[name], tf.int32), name=name) for name in input_names
-        }
+        parsed = {name: tf.cast(parsed[name], tf.int32) for name in input_names}
+        if dynamic_length:
+            longest = tf.reduce_max(tfrecord_io.batch_sequence_lengths(parsed["input_mask"]))
+            length = tf.maximum(longest, 0)
+            features = {
+                name: tf1.placeholder_with_default(
+                    parsed[name][:, :length], shape=[None, None], name=name
+                )
+                for name in input_names
+            }
+        else:
+            features = {name: tf.identity(parsed[name], name=name) for name in input_names}
         return tf.estimator.export.ServingInputReceiver(
             features=features,
             receiver_tensors=features,
@@ -72,6 +88,7 @@ def export_saved_model(
     assets_extra: dict[str, str] | None = None,
     metadata: dict | None = None,
     input_names: Sequence[str] = INPUT_NAMES,
+    dynamic_length: bool = True,
     tf_serving_assets: bool = True,
 ) -> str:
     """Writes a SavedModel of `checkpoint_path` under `export_dir_base/<timestamp>/` (the
@@ -80,26 +97,28 @@ def export_saved_model(
     `model_fn` is the task's TPUEstimator-style model_fn; in PREDICT mode it must return
     `export_outputs`. Export always builds the CPU graph, also for a TPU-trained model.
     `assets_extra` maps file names inside `assets.extra/` to files to copy there (e.g.
-    `tokenizer_assets(...)`); `metadata`, when given, is written with `max_seq_length` added
-    as `assets.extra/<METADATA_FILE>`, which is what `predictor.py` reads. `input_names`:
-    see `serving_input_receiver_fn`. `tf_serving_assets` adds TF Serving's warmup requests
-    and a batching-parameters example to `assets.extra/` (see `serving_assets.py`).
+    `tokenizer_assets(...)`); `metadata` is written with `max_seq_length` added as
+    `assets.extra/<METADATA_FILE>`, which is what `predictor.py` reads. `input_names` and
+    `dynamic_length`: see `serving_input_receiver_fn`. `tf_serving_assets` adds TF Serving's
+    warmup requests and a batching-parameters example to `assets.extra/` (see
+    `serving_assets.py`).
     """
     estimator = tf.estimator.Estimator(estimator_builder.as_estimator_model_fn(model_fn))
     with tempfile.TemporaryDirectory() as scratch:
         assets_extra = dict(assets_extra or {})
-        if metadata is not None:
-            metadata_path = os.path.join(scratch, METADATA_FILE)
-            with open(metadata_path, "w", encoding="utf-8") as writer:
-                json.dump(dict(metadata, max_seq_length=max_seq_length), writer, indent=2)
-            assets_extra[METADATA_FILE] = metadata_path
+        # Always written: with dynamic-length inputs the signature no longer tells the
+        # length the model was trained at, which a predictor pads and truncates to.
+        metadata_path = os.path.join(scratch, METADATA_FILE)
+        with open(metadata_path, "w", encoding="utf-8") as writer:
+            json.dump(dict(metadata or {}, max_seq_length=max_seq_length), writer, indent=2)
+        assets_extra[METADATA_FILE] = metadata_path
         if tf_serving_assets:
             assets_extra.update(
                 serving_assets.write_serving_assets(scratch, input_names, max_seq_length)
             )
         path = estimator.export_saved_model(
             export_dir_base,
-            serving_input_receiver_fn(max_seq_length, input_names),
+            serving_input_receiver_fn(max_seq_length, input_names, dynamic_length),
             assets_extra=assets_extra or None,
             checkpoint_path=checkpoint_path,
         )

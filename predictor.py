@@ -88,8 +88,23 @@ class Predictor:
                 f"{sorted(self._model.signatures)}"
             )
         self._signature = self._model.signatures[signature]
+        input_length = self._signature.structured_input_signature[1]["input_ids"].shape[1]
+        # A dynamic-length export takes any length; the length it was trained at, to which
+        # texts are truncated, is in its metadata.
+        self.dynamic_length = input_length is None
+        if self.dynamic_length and "max_seq_length" not in self.metadata:
+            raise ValueError(
+                f"{self.export_path} takes inputs of any length but does not record its "
+                f"max_seq_length in {export.EXTRA_ASSETS_DIR}/{export.METADATA_FILE}"
+            )
         self.max_seq_length = int(
-            self._signature.structured_input_signature[1]["input_ids"].shape[1]
+            self.metadata["max_seq_length"] if self.dynamic_length else input_length
+        )
+        # Outputs of one value (or row) per example stay the same when a batch is cut to its
+        # longest member; per-position outputs (SQuAD's logits) would change length.
+        self._cut_batches = self.dynamic_length and all(
+            spec.shape.rank is not None and (spec.shape.rank < 2 or spec.shape[1] is not None)
+            for spec in self._signature.structured_outputs.values()
         )
 
     @property
@@ -100,20 +115,33 @@ class Predictor:
     def run(self, features: dict[str, np.ndarray], batch_size: int = 32) -> dict[str, np.ndarray]:
         """Runs the model on int `[num_examples, max_seq_length]` `input_ids`, `input_mask`
         and `segment_ids`, `batch_size` examples at a time; returns every output of the
-        signature, concatenated over the batches (`[num_examples, ...]`)."""
+        signature, concatenated over the batches (`[num_examples, ...]`).
+
+        On a dynamic-length export whose outputs are per example, each batch is cut to its
+        longest member first: the padding after it is inert (masked out) and costs time.
+        """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         num_examples = len(features["input_ids"])
         batches = []
         for start in range(0, num_examples, batch_size):
-            inputs = {
-                name: tf.constant(values[start : start + batch_size], tf.int32)
-                for name, values in features.items()
-            }
+            batch = {name: values[start : start + batch_size] for name, values in features.items()}
+            if self._cut_batches:
+                batch = cut_to_longest(batch)
+            inputs = {name: tf.constant(values, tf.int32) for name, values in batch.items()}
             batches.append({key: value.numpy() for key, value in self._signature(**inputs).items()})
         if not batches:
             return {}
         return {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
+
+
+def cut_to_longest(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`[batch_size, seq_length]` features cut after the last position any row's
+    `input_mask` marks as real (at least one position)."""
+    real = np.asarray(batch["input_mask"]) != 0
+    columns = np.flatnonzero(real.any(axis=0))
+    length = int(columns[-1]) + 1 if len(columns) else 1
+    return {name: np.asarray(values)[:, :length] for name, values in batch.items()}
 
 
 @dataclasses.dataclass

@@ -389,7 +389,11 @@ def main(_) -> None:
     def input_fn(features, split_name, is_training):
         record_file = write_records(features, loop_settings.output_dir, split_name)
         return tfrecord_io.input_fn_builder(
-            [record_file], spec, is_training=is_training, drop_remainder=True
+            [record_file],
+            spec,
+            is_training=is_training,
+            drop_remainder=True,
+            sequence_features=ner_data.FEATURE_NAMES,
         )
 
     def padded(features, batch_size):

@@ -368,6 +368,9 @@ def main(_) -> None:
             feature_spec(FLAGS.max_seq_length, is_training=False),
             is_training=False,
             drop_remainder=False,
+            # Full-length logits: the n-best search runs over every position, padding
+            # included, as the original's does, so shorter rows could change the lists.
+            sequence_features=(),
         )
         # A generator: post-processing keeps only each feature's n-best logits.
         results = (

@@ -324,9 +324,10 @@ def main(_) -> None:
             ".model, which is how readers of the Hub model tell it from a vocab.txt"
         )
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    estimator_builder.check_vocab_fits_config(
-        tokenization.FullTokenizer(FLAGS.vocab_file), bert_config, FLAGS.bert_config_file
+    tokenizer = tokenization.create_tokenizer(
+        FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
     )
+    estimator_builder.check_vocab_fits_config(tokenizer, bert_config, FLAGS.bert_config_file)
     EXPORTERS[FLAGS.format](
         bert_config,
         FLAGS.init_checkpoint,

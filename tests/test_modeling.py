@@ -394,3 +394,43 @@ def test_checkpoint_with_other_shapes_is_a_clear_error(tmp_path):
             ValueError, match=r"word_embeddings: checkpoint \[40, 16\] vs model \[50, 16\]"
         ):
             modeling.get_assignment_map_from_checkpoint(tf1.trainable_variables(), ckpt)
+
+
+def test_a_dynamic_sequence_length_builds_the_same_variables_and_outputs():
+    """Inputs of shape [None, None] (length bucketing, dynamic-length exports): the same
+    variables, by name and shape, and each length gives what a static graph of it gives."""
+    config = modeling.BertConfig.from_dict(TINY_CONFIG)
+    ids, mask, types = make_inputs()
+    static, weights = run_tf_bert(TINY_CONFIG, ids, mask, types)
+    with tf.Graph().as_default():
+        placeholders = [tf1.placeholder(tf.int32, [None, None]) for _ in range(3)]
+        model = modeling.BertModel(config, False, *placeholders)
+        variables = tf1.global_variables()
+        assert {v.op.name: v.shape.as_list() for v in variables} == {
+            name: list(value.shape) for name, value in weights.items()
+        }
+        outputs = [model.get_sequence_output(), model.get_pooled_output()]
+        with tf1.Session() as sess:
+            for v in variables:
+                v.load(weights[v.op.name].astype(np.float32), sess)
+            for length in (9, 5, 2):
+                feed = dict(
+                    zip(
+                        placeholders,
+                        (ids[:, :length], mask[:, :length], types[:, :length]),
+                        strict=True,
+                    )
+                )
+                sequence, pooled = sess.run(outputs, feed)
+                assert sequence.shape == (3, length, 16)
+                # Row 2 has 2 real tokens, row 1 has 5: cutting padding changes nothing.
+                rows = [r for r, real in enumerate(mask.sum(axis=1)) if real <= length]
+                np.testing.assert_allclose(pooled[rows], static["pooled"][rows], atol=1e-5, rtol=0)
+                for r in rows:
+                    real = int(mask[r].sum())
+                    np.testing.assert_allclose(
+                        sequence[r, :real], static["sequence"][r, :real], atol=1e-5, rtol=0
+                    )
+            too_long = np.zeros([1, 13], np.int32)
+            with pytest.raises(tf.errors.InvalidArgumentError, match="max_position_embeddings"):
+                sess.run(outputs, dict(zip(placeholders, (too_long,) * 3, strict=True)))

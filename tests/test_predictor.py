@@ -13,6 +13,7 @@ import pytest
 
 import export
 import predictor
+import tfrecord_io
 from helpers import (
     REPO_ROOT,
     run_script,
@@ -46,7 +47,11 @@ def trained(tmp_path_factory):
         labels="happy,sad",
         export_dir=str(root / "exported"),
     )
-    run_script("run_classifier.py", dict(flags, do_train=True, do_predict=True, num_train_epochs=1))
+    # The reference predictions are the original's: every batch padded to max_seq_length.
+    run_script(
+        "run_classifier.py",
+        dict(flags, do_train=True, do_predict=True, num_train_epochs=1, bucket_by_length=False),
+    )
     with (data / "test.csv").open(newline="") as f:
         texts = [row["text"] for row in csv.DictReader(f)]
     return {
@@ -271,3 +276,116 @@ def test_squad_predictor_gives_run_squads_answers(tmp_path):
         for got, want in zip(answer.nbest, expected_nbest[qid], strict=True):
             assert abs(got["start_logit"] - want["start_logit"]) <= 1e-5
             assert abs(got["end_logit"] - want["end_logit"]) <= 1e-5
+
+
+def _tiny_classifier_model_fn(config_file):
+    """A BERT classifier of three labels, enough to export: what the exports' input
+    shapes change is tested here, not the task."""
+    import tensorflow as tf
+
+    import modeling
+
+    config = modeling.BertConfig.from_json_file(str(config_file))
+
+    def model_fn(features, labels, mode, params):
+        model = modeling.BertModel(
+            config,
+            False,
+            features["input_ids"],
+            features["input_mask"],
+            features["segment_ids"],
+        )
+        logits = modeling.dense_layer(model.get_pooled_output(), 3, name="classifier")
+        probabilities = tf.nn.softmax(logits)
+        outputs = {"probabilities": probabilities, "logits": logits}
+        return tf.estimator.EstimatorSpec(
+            mode,
+            predictions=outputs,
+            export_outputs={"serving_default": tf.estimator.export.PredictOutput(outputs)},
+        )
+
+    return model_fn
+
+
+def _mixed_length_rows(max_length, lengths, seed=0):
+    rng = np.random.RandomState(seed)
+    rows = {name: np.zeros([len(lengths), max_length], np.int32) for name in export.INPUT_NAMES}
+    for row, length in enumerate(lengths):
+        rows["input_ids"][row, :length] = rng.randint(5, 40, size=length)
+        rows["input_mask"][row, :length] = 1
+        rows["segment_ids"][row, length // 2 : length] = 1
+    return rows
+
+
+def test_dynamic_length_export_answers_mixed_lengths_as_the_fixed_length_one(tmp_path):
+    import tensorflow as tf
+
+    write_bert_config(tmp_path / "bert_config.json", 48, max_position_embeddings=40)
+    model_fn = _tiny_classifier_model_fn(tmp_path / "bert_config.json")
+    with export.initialized_checkpoint(model_fn, MAX_SEQ_LENGTH) as checkpoint:
+        fixed_dir = export.export_saved_model(
+            model_fn, checkpoint, str(tmp_path / "fixed"), MAX_SEQ_LENGTH, dynamic_length=False
+        )
+        dynamic_dir = export.export_saved_model(
+            model_fn, checkpoint, str(tmp_path / "dynamic"), MAX_SEQ_LENGTH
+        )
+    fixed = tf.saved_model.load(fixed_dir).signatures["serving_default"]
+    dynamic = tf.saved_model.load(dynamic_dir).signatures["serving_default"]
+    assert fixed.structured_input_signature[1]["input_ids"].shape.as_list() == [None, 16]
+    assert dynamic.structured_input_signature[1]["input_ids"].shape.as_list() == [None, None]
+
+    lengths = [3, 16, 1, 9, 12, 5]
+    rows = _mixed_length_rows(MAX_SEQ_LENGTH, lengths)
+    expected = fixed(**{name: tf.constant(v) for name, v in rows.items()})["logits"].numpy()
+    assert np.ptp(expected, axis=0).max() > 1e-3  # the rows do differ
+    # The whole batch cut to its longest member (16) and to shorter ones without the
+    # 16-token row; each row on its own at its exact length; and longer than trained.
+    for pick, length in [(range(6), 16), ([0, 2, 3, 4, 5], 12), ([0, 2, 5], 5)]:
+        pick = list(pick)
+        got = dynamic(**{n: tf.constant(v[pick, :length]) for n, v in rows.items()})["logits"]
+        np.testing.assert_allclose(got.numpy(), expected[pick], rtol=0, atol=1e-5)
+    for row, length in enumerate(lengths):
+        got = dynamic(**{n: tf.constant(v[row : row + 1, :length]) for n, v in rows.items()})
+        np.testing.assert_allclose(
+            got["logits"].numpy(), expected[row : row + 1], rtol=0, atol=1e-5
+        )
+    longer = {n: tf.constant(np.pad(v, [(0, 0), (0, 24)])) for n, v in rows.items()}
+    np.testing.assert_allclose(dynamic(**longer)["logits"].numpy(), expected, rtol=0, atol=1e-5)
+
+    # The tf.Example signature still takes records written at max_seq_length.
+    records = [
+        tf.train.Example(
+            features=tf.train.Features(
+                feature={n: tfrecord_io.create_int_feature(v[row]) for n, v in rows.items()}
+            )
+        ).SerializeToString()
+        for row in range(len(lengths))
+    ]
+    by_examples = tf.saved_model.load(dynamic_dir).signatures["examples:serving_default"]
+    got = by_examples(examples=tf.constant(records))["logits"].numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+
+    # The frozen graph keeps the dynamic length.
+    pb_file = tmp_path / "dynamic.pb"
+    nodes = export.freeze_saved_model(dynamic_dir, str(pb_file))
+    graph_def = tf.compat.v1.GraphDef.FromString(pb_file.read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    placeholder = graph.get_tensor_by_name(nodes["inputs"]["input_ids"])
+    assert placeholder.shape.as_list() == [None, None]
+    with tf.compat.v1.Session(graph=graph) as session:
+        feed = {nodes["inputs"][n]: v[[0, 2, 5], :5] for n, v in rows.items()}
+        got = session.run(nodes["outputs"]["logits"], feed)
+    np.testing.assert_allclose(got, expected[[0, 2, 5]], rtol=0, atol=1e-5)
+
+
+def test_predictor_cuts_each_batch_to_its_longest_member():
+    rows = _mixed_length_rows(MAX_SEQ_LENGTH, [3, 9, 1])
+    cut = predictor.cut_to_longest(rows)
+    assert {name: values.shape for name, values in cut.items()} == {
+        name: (3, 9) for name in export.INPUT_NAMES
+    }
+    np.testing.assert_array_equal(cut["input_ids"], rows["input_ids"][:, :9])
+    empty = predictor.cut_to_longest({n: np.zeros([2, 16], np.int32) for n in export.INPUT_NAMES})
+    assert empty["input_mask"].shape == (2, 1)

@@ -145,6 +145,42 @@ def test_tf2_saved_model_gives_the_checkpoints_outputs_eagerly_and_in_a_graph(hu
     assert do_lower_case is False
 
 
+def test_both_formats_take_any_sequence_length(hub_models):
+    """The Hub signatures are [batch, None]: row 1 (4 real tokens) cut to 4 positions,
+    and every row padded to 12, give the outputs of the 7-position batch."""
+    expected = hub_models["expected"]
+    cut = [array[1:2, :4] for array in (INPUT_IDS, INPUT_MASK, SEGMENT_IDS)]
+    longer = [np.pad(array, [(0, 0), (0, 5)]) for array in (INPUT_IDS, INPUT_MASK, SEGMENT_IDS)]
+    loaded = hub.load(hub_models["handles"]["tf2"])
+    for arrays, rows, length in ((cut, [1], 4), (longer, [0, 1, 2], 7)):
+        inputs = dict(zip(tfhub.TF2_INPUT_NAMES, map(tf.constant, arrays), strict=True))
+        got = loaded(inputs, training=False)
+        np.testing.assert_allclose(
+            got["pooled_output"].numpy(), expected["pooled_output"][rows], atol=1e-5, rtol=0
+        )
+        np.testing.assert_allclose(
+            got["sequence_output"].numpy()[:, :4],
+            expected["sequence_output"][rows, :4],
+            atol=1e-5,
+            rtol=0,
+        )
+        assert got["sequence_output"].shape[1] == arrays[0].shape[1] >= length
+    with tf.Graph().as_default():
+        placeholders = [tf1.placeholder(tf.int32, [None, None]) for _ in range(3)]
+        module = hub.Module(hub_models["handles"]["tf1"])
+        outputs = module(
+            dict(zip(tfhub.TF1_INPUT_NAMES, placeholders, strict=True)),
+            signature="tokens",
+            as_dict=True,
+        )
+        with tf1.Session() as session:
+            session.run(tf1.global_variables_initializer())
+            pooled = session.run(
+                outputs["pooled_output"], dict(zip(placeholders, cut, strict=True))
+            )
+    np.testing.assert_allclose(pooled, expected["pooled_output"][[1]], atol=1e-5, rtol=0)
+
+
 def test_export_refuses_a_non_empty_output_dir(hub_models, tmp_path):
     (tmp_path / "old.txt").write_text("keep me")
     config = modeling.BertConfig.from_json_file(hub_models["bert_config_file"])
