@@ -8,6 +8,8 @@ handling of bad input.
 
 import collections
 import hashlib
+import json
+import math
 import os
 import random
 import subprocess
@@ -15,9 +17,10 @@ import sys
 
 import pytest
 import tensorflow as tf
-from absl import flags
+from absl import app, flags
 
 import create_pretraining_data as cpd
+import tokenization
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -603,3 +606,315 @@ def test_sharded_failure_after_some_shards_leaves_nothing(corpus, monkeypatch):
         )
     assert all(handed_over)  # two shards' records were written before the failure
     assert os.listdir(output_dir) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Chinese whole-word masking (--word_segmenter, --word_ref_file)
+
+# Written for this project: a few dozen lines of plain Chinese prose in nine documents, the
+# last one mixing in English words.
+ZH_CORPUS = os.path.join(REPO_ROOT, "data", "pretraining_corpus_zh.txt")
+ZH_FLAGS = dict(
+    max_seq_length=128,
+    max_predictions_per_seq=20,
+    masked_lm_prob=0.15,
+    short_seq_prob=0.1,
+    dupe_factor=20,
+    random_seed=7,
+)
+
+
+def test_segmentation(text_lines, tokenizer):
+    """Per line, (tokens, word number of each token), segmented by jieba in the test's own
+    way: each jieba word of two or more CJK characters is one word, any other CJK character a
+    word alone, and an other jieba word ("Python", "CSV") one word of all its pieces."""
+    import jieba
+
+    jieba.setLogLevel(60)
+    segmenter = jieba.Tokenizer()
+    lines = []
+    word_number = 0
+    for line in text_lines:
+        tokens, words = [], []
+        for word in segmenter.lcut(line):
+            pieces = tokenizer.tokenize(word)
+            if not pieces:
+                continue
+            all_cjk = all(tokenization.is_chinese_character(char) for char in word)
+            if all_cjk and len(word) > 1 or not any(
+                    tokenization.is_chinese_character(char) for char in word):
+                words += [word_number] * len(pieces)
+                word_number += 1
+            else:
+                for _ in pieces:
+                    words.append(word_number)
+                    word_number += 1
+            tokens += pieces
+        assert tokens == tokenizer.tokenize(line), line
+        lines.append((tokens, words))
+    return lines
+
+
+test_segmentation.__test__ = False  # a helper, not a test
+
+
+def zh_setup(tmp_path):
+    """Vocab and tokenizer for the Chinese corpus; the corpus's documents as (token stream,
+    word numbers) pairs."""
+    from helpers import write_vocab_for_texts
+
+    text = open(ZH_CORPUS, encoding="utf-8").read()
+    vocab_file = tmp_path / "vocab_zh.txt"
+    write_vocab_for_texts(vocab_file, text.splitlines())
+    tokenizer = tokenization.FullTokenizer(str(vocab_file), do_lower_case=True)
+    documents = []
+    for document in text.split("\n\n"):
+        tokens, words = [], []
+        for line_tokens, line_words in test_segmentation(document.splitlines(), tokenizer):
+            tokens += line_tokens
+            words += line_words
+        documents.append((tokens, words))
+    return vocab_file, tokenizer, documents
+
+
+def segments_of(tokens):
+    """(start, end) of segments A and B in `[CLS] A [SEP] B [SEP]`."""
+    first_sep = tokens.index("[SEP]")
+    return (1, first_sep), (first_sep + 1, len(tokens) - 1)
+
+
+def occurrences(segment, documents):
+    """Word numbers of the segment's tokens at each place it occurs in the corpus."""
+    found = []
+    for tokens, words in documents:
+        for start in range(len(tokens) - len(segment) + 1):
+            if tokens[start:start + len(segment)] == segment:
+                found.append(words[start:start + len(segment)])
+    return found
+
+
+def whole_word_violations(output, tokenizer, documents):
+    """(segments checked, segments with a partly masked word under every placement)."""
+    checked = violations = 0
+    for record in map(parse, read_records(output)):
+        num_masked = int(sum(record["masked_lm_weights"]))
+        masked = set(record["masked_lm_positions"][:num_masked])
+        tokens = tokenizer.convert_ids_to_tokens(unmasked_ids(record))
+        for start, end in segments_of(tokens):
+            placements = occurrences(tokens[start:end], documents)
+            assert placements, "every segment is text of the corpus"
+            checked += 1
+            violations += not any(
+                masks_whole_words(placement, start, masked) for placement in placements)
+    return checked, violations
+
+
+def masks_whole_words(word_numbers, start, masked):
+    """Whether each word (tokens start, start + 1, ... numbered by `word_numbers`) is masked
+    in full or not at all."""
+    groups = collections.defaultdict(set)
+    for offset, number in enumerate(word_numbers):
+        groups[number].add(start + offset)
+    return all(group <= masked or not group & masked for group in groups.values())
+
+
+@pytest.fixture(scope="module")
+def zh_jieba_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("zh")
+    vocab_file, tokenizer, documents = zh_setup(tmp_path)
+    output = str(tmp_path / "jieba.tfrecord")
+    run_main(
+        input_file=ZH_CORPUS, output_file=output, vocab_file=vocab_file,
+        do_whole_word_mask=True, word_segmenter="jieba", **ZH_FLAGS)
+    return tmp_path, vocab_file, tokenizer, documents, output
+
+
+def test_chinese_whole_word_masking_masks_jieba_words_whole(zh_jieba_run):
+    _, _, tokenizer, documents, output = zh_jieba_run
+    checked, violations = whole_word_violations(output, tokenizer, documents)
+    assert checked > 500
+    assert violations == 0
+
+
+def test_chinese_character_masking_splits_words(zh_jieba_run):
+    """Without a segmenter the same check finds split words: it can see them."""
+    tmp_path, vocab_file, tokenizer, documents, _ = zh_jieba_run
+    output = str(tmp_path / "plain.tfrecord")
+    run_main(
+        input_file=ZH_CORPUS, output_file=output, vocab_file=vocab_file,
+        do_whole_word_mask=True, **ZH_FLAGS)
+    checked, violations = whole_word_violations(output, tokenizer, documents)
+    assert violations > 0.3 * checked
+
+
+def test_chinese_whole_word_output_has_no_subword_tokens(zh_jieba_run):
+    _, _, tokenizer, _, output = zh_jieba_run
+    records = list(map(parse, read_records(output)))
+    ids = set()
+    for record in records:
+        ids.update(record["input_ids"])
+        ids.update(record["masked_lm_ids"])
+    tokens = tokenizer.convert_ids_to_tokens(sorted(ids))
+    # The vocab holds a `##` form of every character, so a leak would show.
+    assert sum(token.startswith("##") for token in tokenizer.vocab) > 400
+    assert not [token for token in tokens if token.startswith("##")]
+
+
+def test_chinese_whole_word_masked_fraction_is_masked_lm_prob(zh_jieba_run):
+    _, _, _, _, output = zh_jieba_run
+    records = list(map(parse, read_records(output)))
+    num_masked = sum(sum(record["masked_lm_weights"]) for record in records)
+    num_tokens = sum(sum(record["input_mask"]) for record in records)
+    assert len(records) > 300
+    assert abs(num_masked / num_tokens - ZH_FLAGS["masked_lm_prob"]) < 0.005
+
+
+def test_chinese_whole_word_decides_mask_keep_replace_per_word(zh_jieba_run):
+    """All characters of a masked word are [MASK], or none is: one decision per word (per
+    character, a two-character word would be partly [MASK] 32% of the time)."""
+    _, _, tokenizer, documents, output = zh_jieba_run
+    mask_id = tokenizer.vocab["[MASK]"]
+    mixed = multi_character = all_mask = 0
+    for record in map(parse, read_records(output)):
+        num_masked = int(sum(record["masked_lm_weights"]))
+        masked = set(record["masked_lm_positions"][:num_masked])
+        tokens = tokenizer.convert_ids_to_tokens(unmasked_ids(record))
+        for start, end in segments_of(tokens):
+            placements = occurrences(tokens[start:end], documents)
+            groups = collections.defaultdict(list)
+            for offset, number in enumerate(placements[0]):
+                groups[number].append(start + offset)
+            for group in groups.values():
+                if len(group) > 1 and set(group) <= masked:
+                    multi_character += 1
+                    is_mask = [record["input_ids"][i] == mask_id for i in group]
+                    mixed += any(is_mask) and not all(is_mask)
+                    all_mask += all(is_mask)
+    assert multi_character > 300
+    # A random replacement may be [MASK] itself (1 in the vocab size).
+    assert mixed <= 0.01 * multi_character
+    assert 0.72 < all_mask / multi_character < 0.88
+
+
+def write_ref_file(path, corpus_path, tokenizer):
+    """A reference file as transformers' run_chinese_ref.py writes one, from jieba's words:
+    per non-blank line, the positions ([CLS] = 0) of the CJK characters that continue a
+    word."""
+    lines = [line.strip() for line in open(corpus_path, encoding="utf-8") if line.strip()]
+    with open(path, "w", encoding="utf-8") as f:
+        for tokens, words in test_segmentation(lines, tokenizer):
+            positions = [
+                index + 1 for index in range(1, len(tokens))
+                if words[index] == words[index - 1]
+                and tokenization.is_chinese_character(tokens[index])]
+            f.write(json.dumps(positions) + "\n")
+
+
+def test_reference_file_of_the_same_words_gives_the_same_records(zh_jieba_run):
+    tmp_path, vocab_file, tokenizer, _, jieba_output = zh_jieba_run
+    ref_file = tmp_path / "ref.txt"
+    write_ref_file(ref_file, ZH_CORPUS, tokenizer)
+    output = str(tmp_path / "ref.tfrecord")
+    run_main(
+        input_file=ZH_CORPUS, output_file=output, vocab_file=vocab_file,
+        do_whole_word_mask=True, word_ref_file=ref_file, **ZH_FLAGS)
+    assert sha256(output) == sha256(jieba_output)
+
+
+def test_chinese_whole_word_reruns_are_byte_identical(zh_jieba_run):
+    tmp_path, vocab_file, _, _, jieba_output = zh_jieba_run
+    output = str(tmp_path / "rerun.tfrecord")
+    run_main(
+        input_file=ZH_CORPUS, output_file=output, vocab_file=vocab_file,
+        do_whole_word_mask=True, word_segmenter="jieba", **ZH_FLAGS)
+    assert sha256(output) == sha256(jieba_output)
+
+
+def test_chinese_whole_word_sharded_output_is_each_document_run_alone(zh_jieba_run, tmp_path):
+    """--num_workers=2 with one document per shard writes what one process writes for each
+    document alone with the shard's seed, as for English (the segmenter lives in the workers
+    too)."""
+    _, vocab_file, tokenizer, documents, _ = zh_jieba_run
+    flag_values = dict(ZH_FLAGS, dupe_factor=2, do_whole_word_mask=True, word_segmenter="jieba")
+    sharded = str(tmp_path / "sharded.tfrecord")
+    run_main(
+        input_file=ZH_CORPUS, output_file=sharded, vocab_file=vocab_file, num_workers=2,
+        shard_size_mb=1e-6, **flag_values)
+    texts = open(ZH_CORPUS, encoding="utf-8").read().split("\n\n")
+    expected = []
+    for index, text in enumerate(texts):
+        single_path = tmp_path / f"doc-{index}.txt"
+        single_path.write_text(text.strip("\n") + "\n", "utf-8")
+        seed = int.from_bytes(hashlib.sha256(f"7:{index}".encode()).digest()[:8], "little")
+        single_output = str(tmp_path / f"doc-{index}.tfrecord")
+        run_main(
+            input_file=single_path, output_file=single_output, vocab_file=vocab_file,
+            **dict(flag_values, random_seed=seed))
+        expected += read_records(single_output)
+    assert len(texts) == 9
+    assert read_records(sharded) == expected
+    _, violations = whole_word_violations(sharded, tokenizer, documents)
+    assert violations == 0
+
+
+def test_mixed_chinese_and_english_keeps_wordpiece_words(tmp_path):
+    """English words split into pieces stay whole next to segmented Chinese words."""
+    lines = [
+        "我们用 walking 和 running 两个词测试 unbelievable 的效果。",
+        "今天 walking 的人很多，running 的人很少。",
+    ] * 20
+    corpus_path = tmp_path / "mixed.txt"
+    corpus_path.write_text("\n".join(lines) + "\n", "utf-8")
+    vocab_file = tmp_path / "vocab.txt"
+    chars = sorted({c for line in lines for c in line if tokenization.is_chinese_character(c)})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "，", "。", "walk", "run", "un",
+             "##ning", "##ing", "##bel", "##ie", "##vable", *chars]
+    vocab_file.write_text("\n".join(vocab) + "\n", "utf-8")
+    tokenizer = tokenization.FullTokenizer(str(vocab_file))
+    tokens, words = [], []
+    for line_tokens, line_words in test_segmentation(lines, tokenizer):
+        tokens += line_tokens
+        words += line_words
+    documents = [(tokens, words)]
+    output = str(tmp_path / "out.tfrecord")
+    run_main(
+        input_file=corpus_path, output_file=output, vocab_file=vocab_file,
+        do_whole_word_mask=True, word_segmenter="jieba", **dict(ZH_FLAGS, dupe_factor=10))
+    checked, violations = whole_word_violations(output, tokenizer, documents)
+    assert checked > 20
+    assert violations == 0
+    masked_pieces = collections.Counter()
+    for record in map(parse, read_records(output)):
+        masked_pieces.update(tokenizer.convert_ids_to_tokens(record["masked_lm_ids"][
+            :int(sum(record["masked_lm_weights"]))]))
+    assert masked_pieces["##vable"] > 0 and masked_pieces["##ing"] > 0
+
+
+@pytest.mark.parametrize("flag_values, message", [
+    (dict(word_segmenter="jieba"), "needs --do_whole_word_mask"),
+    (dict(do_whole_word_mask=True, word_segmenter="jieba", word_ref_file="x"), "exclude"),
+    (dict(do_whole_word_mask=True, word_ref_file="/no/such/ref.txt"), "no such file"),
+])
+def test_word_flags_are_checked_before_any_work(corpus, flag_values, message):
+    input_file, vocab_file, output_dir = corpus
+    with pytest.raises(app.UsageError, match=message):
+        run_main(input_file=input_file, vocab_file=vocab_file,
+                 output_file=output_dir / "out.tfrecord", **flag_values)
+    assert not os.listdir(output_dir)
+
+
+@pytest.mark.parametrize("ref_lines, message", [
+    (["[]"] * 3, "ends before the input does"),
+    (["[]"] * 200, r"ref.txt:\d+: --word_ref_file has more entries"),
+    (["[999]"] + ["[]"] * 59, r"ref.txt:1: position 999 is outside"),
+    (["[1, \"2\"]"], r"ref.txt:1: expected a JSON list"),
+])
+def test_bad_reference_file_names_the_file_and_line(tmp_path, ref_lines, message):
+    vocab_file, _, _ = zh_setup(tmp_path)
+    ref_file = tmp_path / "ref.txt"
+    ref_file.write_text("\n".join(ref_lines) + "\n", "utf-8")
+    output = tmp_path / "out.tfrecord"
+    with pytest.raises(ValueError, match=message):
+        run_main(input_file=ZH_CORPUS, output_file=output, vocab_file=vocab_file,
+                 do_whole_word_mask=True, word_ref_file=ref_file, **ZH_FLAGS)
+    assert not output.exists()
