@@ -918,3 +918,178 @@ def test_bad_reference_file_names_the_file_and_line(tmp_path, ref_lines, message
         run_main(input_file=ZH_CORPUS, output_file=output, vocab_file=vocab_file,
                  do_whole_word_mask=True, word_ref_file=ref_file, **ZH_FLAGS)
     assert not output.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# --sentence_order_prediction
+
+
+EN_CORPUS = os.path.join(REPO_ROOT, "data", "pretraining_corpus.txt")
+
+
+def corpus_streams(corpus_path, tokenizer):
+    """The token stream of each document of a corpus file."""
+    text = open(corpus_path, encoding="utf-8").read()
+    return [
+        [token for line in document.splitlines() for token in tokenizer.tokenize(line)]
+        for document in text.split("\n\n")]
+
+
+def contains(streams, tokens):
+    return any(
+        stream[start:start + len(tokens)] == tokens
+        for stream in streams for start in range(len(stream) - len(tokens) + 1))
+
+
+def sentence_order_pairs(output, tokenizer):
+    """(A tokens, B tokens, label) of each record, unmasked."""
+    pairs = []
+    for record in map(parse, read_records(output)):
+        tokens = tokenizer.convert_ids_to_tokens(unmasked_ids(record))
+        (a_start, a_end), (b_start, b_end) = segments_of(tokens)
+        pairs.append((tokens[a_start:a_end], tokens[b_start:b_end],
+                      record["next_sentence_labels"][0]))
+    return pairs
+
+
+@pytest.mark.parametrize("corpus_path, extra", [
+    (EN_CORPUS, dict(dupe_factor=10)),
+    (ZH_CORPUS, dict(
+        do_whole_word_mask=True, word_segmenter="jieba", ngram_masking=3, dupe_factor=30)),
+])
+def test_sentence_order_pairs_are_consecutive_and_swapped_half_of_the_time(
+        tmp_path, corpus_path, extra):
+    """Label 0: A then B is text of the corpus; label 1: B then A is (and A then B
+    is not, unless a segment is a few tokens that also occur elsewhere).
+    No document is longer than the sequence, so nothing is truncated and A and B meet
+    exactly. The labels are Bernoulli(1/2): the count of 1s stays within 3 standard
+    deviations of half (a seeded run, the same every time)."""
+    from helpers import write_vocab_for_texts
+
+    vocab_file = tmp_path / "vocab.txt"
+    write_vocab_for_texts(vocab_file, open(corpus_path, encoding="utf-8").read().splitlines())
+    tokenizer = tokenization.FullTokenizer(str(vocab_file))
+    streams = corpus_streams(corpus_path, tokenizer)
+    max_seq_length = max(map(len, streams)) + 3
+    output = str(tmp_path / "sop.tfrecord")
+    run_main(
+        input_file=corpus_path, output_file=output, vocab_file=vocab_file,
+        sentence_order_prediction=True, max_seq_length=max_seq_length,
+        max_predictions_per_seq=30, short_seq_prob=0.5, random_seed=11,
+        **extra)
+    pairs = sentence_order_pairs(output, tokenizer)
+    swapped = also_in_order = 0
+    for tokens_a, tokens_b, label in pairs:
+        if label == 0:
+            assert contains(streams, tokens_a + tokens_b)
+        else:
+            assert contains(streams, tokens_b + tokens_a)
+            # A segment of a few tokens (a lone ".") may also precede the other by chance.
+            if min(len(tokens_a), len(tokens_b)) >= 5:
+                also_in_order += contains(streams, tokens_a + tokens_b)
+            swapped += 1
+    assert len(pairs) > 250
+    assert also_in_order == 0
+    assert abs(swapped - len(pairs) / 2) <= 3 * math.sqrt(len(pairs)) / 2
+
+
+def test_sentence_order_cuts_a_one_sentence_chunk_at_a_word_start(tmp_path):
+    """A document of one sentence still makes pairs: the sentence cut at a word start
+    (walking = walk ##ing is never cut), B after A in the text, swapped or not."""
+    corpus_path = tmp_path / "one.txt"
+    corpus_path.write_text("walking the dog in the snow\n\nwalking to the old bridge\n", "utf-8")
+    vocab_file = tmp_path / "vocab.txt"
+    vocab_file.write_text("\n".join(
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "walk", "##ing", "the", "dog", "in",
+         "snow", "to", "old", "bridge"]) + "\n", "utf-8")
+    tokenizer = tokenization.FullTokenizer(str(vocab_file))
+    output = str(tmp_path / "out.tfrecord")
+    run_main(input_file=corpus_path, output_file=output, vocab_file=vocab_file,
+             sentence_order_prediction=True, dupe_factor=50, max_seq_length=32)
+    streams = corpus_streams(corpus_path, tokenizer)
+    pairs = sentence_order_pairs(output, tokenizer)
+    assert len(pairs) == 100
+    labels = collections.Counter(label for _, _, label in pairs)
+    assert labels[0] > 30 and labels[1] > 30
+    for tokens_a, tokens_b, label in pairs:
+        first, second = (tokens_a, tokens_b) if label == 0 else (tokens_b, tokens_a)
+        assert contains(streams, first + second)
+        assert not second[0].startswith("##")
+
+
+# --------------------------------------------------------------------------------------------
+# --ngram_masking
+
+
+@pytest.mark.parametrize("max_ngram", [2, 3, 4])
+def test_ngram_lengths_follow_one_over_n(max_ngram):
+    """The first span chosen in a long sequence of one-token words has the n drawn, with
+    P(n) = (1/n) / sum(1/k). Chi-square against that law stays below the 0.1% critical
+    value (a seeded run, the same every time), while a uniform law is far off."""
+    rng = random.Random(2024)
+    num_words = 300
+    counts = collections.Counter()
+    for _ in range(3000):
+        words = [[index] for index in range(num_words)]
+        first = next(cpd.choose_masked_spans(words, [0] * num_words, 40, max_ngram, rng))
+        if first[0][0] <= num_words - max_ngram:  # a span cut by the sequence end aside
+            counts[len(first)] += 1
+    total = sum(counts.values())
+    harmonic = sum(1 / n for n in range(1, max_ngram + 1))
+
+    def chi_square(probabilities):
+        return sum(
+            (counts[n] - total * p) ** 2 / (total * p)
+            for n, p in zip(range(1, max_ngram + 1), probabilities, strict=True))
+
+    critical = {2: 10.83, 3: 13.82, 4: 16.27}[max_ngram]  # 0.1%, max_ngram - 1 dof
+    assert set(counts) == set(range(1, max_ngram + 1))
+    assert chi_square([1 / n / harmonic for n in range(1, max_ngram + 1)]) < critical
+    assert chi_square([1 / max_ngram] * max_ngram) > 10 * critical
+
+
+def test_ngram_spans_stay_in_a_segment_fit_the_budget_and_never_overlap():
+    rng = random.Random(5)
+    for _ in range(500):
+        num_words = rng.randint(2, 40)
+        words = [[index] for index in range(num_words)]
+        segments = [0 if index < num_words // 2 else 1 for index in range(num_words)]
+        budget = rng.randint(1, 12)
+        spans = list(cpd.choose_masked_spans(words, segments, budget, 3, rng))
+        positions = [index for span in spans for word in span for index in word]
+        assert len(positions) == len(set(positions)) <= budget
+        for span in spans:
+            assert len({segments[word[0]] for word in span}) == 1
+            assert [word[0] for word in span] == list(range(span[0][0], span[0][0] + len(span)))
+
+
+def adjacent_masked_words(output, tokenizer, documents):
+    """Among masked words, the fraction whose next word in the segment is masked too."""
+    masked_words = adjacent = 0
+    for record in map(parse, read_records(output)):
+        num_masked = int(sum(record["masked_lm_weights"]))
+        masked = set(record["masked_lm_positions"][:num_masked])
+        tokens = tokenizer.convert_ids_to_tokens(unmasked_ids(record))
+        for start, end in segments_of(tokens):
+            numbers = occurrences(tokens[start:end], documents)[0]
+            starts = [start + offset for offset in range(len(numbers))
+                      if offset == 0 or numbers[offset] != numbers[offset - 1]]
+            for first, second in zip(starts, starts[1:], strict=False):
+                if first in masked:
+                    masked_words += 1
+                    adjacent += second in masked
+    return adjacent / masked_words
+
+
+def test_ngram_masking_masks_runs_of_whole_chinese_words(zh_jieba_run):
+    tmp_path, vocab_file, tokenizer, documents, unigram_output = zh_jieba_run
+    output = str(tmp_path / "ngram.tfrecord")
+    run_main(
+        input_file=ZH_CORPUS, output_file=output, vocab_file=vocab_file,
+        do_whole_word_mask=True, word_segmenter="jieba", ngram_masking=3, **ZH_FLAGS)
+    _, violations = whole_word_violations(output, tokenizer, documents)
+    assert violations == 0
+    # Mean span 1 x 6/11 + 2 x 3/11 + 3 x 2/11 = 1.64 words: far more masked neighbours.
+    with_ngrams = adjacent_masked_words(output, tokenizer, documents)
+    without = adjacent_masked_words(unigram_output, tokenizer, documents)
+    assert with_ngrams > without + 0.15
