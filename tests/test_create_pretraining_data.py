@@ -1104,7 +1104,7 @@ def test_continued_pretraining_on_chinese_whole_word_records_raises_masked_lm_ac
         tmp_path):
     """A tiny BERT, saved untrained, then continued from that checkpoint (--init_checkpoint)
     on jieba whole-word records of the Chinese corpus: masked-LM accuracy on those records
-    rises from chance (about 1 / vocab size) well above the most frequent character's share.
+    rises from chance (about 1 / vocab size; 0.002 here) to far above it (0.48 here).
     Seeded data and training."""
     from helpers import read_eval_results, run_script, write_bert_config
 
@@ -1141,5 +1141,5 @@ def test_continued_pretraining_on_chinese_whole_word_records_raises_masked_lm_ac
         num_train_steps=400, learning_rate=1e-3, num_warmup_steps=40))
     after = read_eval_results(continued / "eval_results.txt")
     assert before["masked_lm_accuracy"] < 0.02
-    assert after["masked_lm_accuracy"] > 0.12
+    assert after["masked_lm_accuracy"] > 0.3
     assert after["masked_lm_loss"] < before["masked_lm_loss"] - 1.0
