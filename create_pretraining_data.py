@@ -4,7 +4,12 @@ Input: text files with one sentence per line and a blank line between documents.
 Output: TFRecord files of `tf.train.Example`s with the features `run_pretraining.py` reads:
 `input_ids`, `input_mask`, `segment_ids` ([max_seq_length] int64 each), `masked_lm_positions`,
 `masked_lm_ids` ([max_predictions_per_seq] int64), `masked_lm_weights`
-([max_predictions_per_seq] float) and `next_sentence_labels` ([1] int64, 1 = random next).
+([max_predictions_per_seq] float) and `next_sentence_labels` ([1] int64, 1 = random next;
+with `--sentence_order_prediction`, 1 = the two segments swapped, as in ALBERT).
+
+Without `--word_segmenter`, `--word_ref_file`, `--sentence_order_prediction` and
+`--ngram_masking`, the records are those of the original script; those flags add Chinese
+whole-word masking, ALBERT's sentence-order labels and ALBERT's n-gram masking.
 
 With `--num_workers=1` (the default) this is the original google-research/bert algorithm, draw
 for draw from one `random.Random(--random_seed)`, so the files are byte-identical to the ones
@@ -37,6 +42,7 @@ from absl import app, flags, logging
 import input_files as text_files
 import tfrecord_io
 import tokenization
+import word_boundaries
 
 FLAGS = flags.FLAGS
 
@@ -50,6 +56,7 @@ _FLAG_CHECKS = (
     ("short_seq_prob", lambda value: 0.0 <= value <= 1.0, "must be between 0 and 1."),
     ("num_workers", lambda value: value >= 1, "must be at least 1."),
     ("shard_size_mb", lambda value: value > 0, "must be greater than 0."),
+    ("ngram_masking", lambda value: value >= 1, "must be at least 1."),
 )
 
 
@@ -83,7 +90,35 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "cased models.", **on)
     flags.DEFINE_bool(
         "do_whole_word_mask", False,
-        "Whether to use whole word masking rather than per-WordPiece masking.", **on)
+        "Whether to use whole word masking rather than per-WordPiece masking. Words are "
+        "a token and its '##' pieces; for Chinese, where every character is a token of its "
+        "own, add --word_segmenter or --word_ref_file.", **on)
+    flags.DEFINE_enum(
+        "word_segmenter", None, list(word_boundaries.WORD_SEGMENTERS),
+        "With --do_whole_word_mask: segment Chinese text into words with this segmenter "
+        "(jieba: its accurate mode and the dictionary it ships). The characters of a word are "
+        "masked, replaced or kept together and count as one candidate; ids and labels stay "
+        "plain character ids. Needs a WordPiece --vocab_file.", **on)
+    flags.DEFINE_string(
+        "word_ref_file", None,
+        "With --do_whole_word_mask: the Chinese word boundaries from a file in the format of "
+        "transformers' run_chinese_ref.py (--train_ref_file): one JSON list per non-blank "
+        "input line, across the input files in the order they are read, of the positions in "
+        "the line's tokens ([CLS] = 0) that continue a word. Otherwise as --word_segmenter.",
+        **on)
+    flags.DEFINE_bool(
+        "sentence_order_prediction", False,
+        "ALBERT's sentence-order labels instead of next-sentence ones: segment B is always "
+        "the text that follows segment A, and in half of the pairs the two are swapped "
+        "(next_sentence_labels = 1). A chunk of one sentence is split at a random word start "
+        "(a one-word chunk makes no pair), rather than given another document's text as "
+        "ALBERT's script does.", **on)
+    flags.DEFINE_integer(
+        "ngram_masking", 1,
+        "Mask spans of up to N consecutive words (whole words with --do_whole_word_mask, "
+        "else tokens), of length n drawn with probability proportional to 1/n, as ALBERT "
+        "does (its --ngram=3). A span does not cross [SEP]; one that does not fit the rest "
+        "of the budget is shortened. 1 (default): no spans, the original masking.", **on)
     flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.", **on)
     flags.DEFINE_integer(
         "max_predictions_per_seq", 20,
@@ -142,6 +177,11 @@ class InstanceOptions:
     short_seq_prob: float = 0.1
     dupe_factor: int = 10
     do_whole_word_mask: bool = False
+    # Word boundaries are flagged on the token ids (word_boundaries.CONTINUES_WORD) rather
+    # than found from `##` pieces; each word then gets one mask/keep/replace decision.
+    segmented_words: bool = False
+    sentence_order_prediction: bool = False
+    ngram_masking: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +195,9 @@ class VocabIds:
     word_ids: tuple[int, ...]
     # Ids of `##` pieces, the continuations of a word for whole-word masking.
     subword_ids: frozenset[int]
+    # `word_ids` without the `##` pieces: random replacements with segmented words, so that
+    # no `##` form of a character, which that data never holds, is put in.
+    whole_word_ids: tuple[int, ...] = ()
 
     @classmethod
     def from_vocab(cls, vocab: Mapping[str, int]) -> "VocabIds":
@@ -167,6 +210,8 @@ class VocabIds:
             mask_id=vocab["[MASK]"],
             word_ids=tuple(vocab.values()),
             subword_ids=frozenset(i for token, i in vocab.items() if token.startswith("##")),
+            whole_word_ids=tuple(
+                i for token, i in vocab.items() if not token.startswith("##")),
         )
 
 
@@ -189,6 +234,8 @@ class RawDocument(NamedTuple):
     # Input bytes since the end of the previous document (blank lines included), for
     # progress and shard sizes.
     num_bytes: int
+    # With --word_ref_file: the reference of each line.
+    word_refs: list[word_boundaries.WordRef] | None = None
 
 
 # A document after tokenization: one list of token ids per sentence (none of them empty).
@@ -268,19 +315,59 @@ def iter_raw_documents(
         yield RawDocument(lines, source, num_bytes)
 
 
-def tokenize_document(document: RawDocument, tokenizer: tokenization.Tokenizer) -> Document:
-    """Token ids of each line of `document`; lines that yield no tokens are dropped."""
+def attach_word_refs(
+    documents: Iterable[RawDocument], refs: Iterator[word_boundaries.WordRef], ref_file: str
+) -> Iterator[RawDocument]:
+    """`documents` with the reference of each of their lines, taken from `refs` in order.
+
+    Raises WordRefError when the reference file has fewer or more entries than the input has
+    non-blank lines.
+    """
+    for document in documents:
+        document_refs = []
+        for line_index in range(len(document.lines)):
+            ref = next(refs, None)
+            if ref is None:
+                raise word_boundaries.WordRefError(
+                    f"--word_ref_file={ref_file} ends before the input does: it has no entry "
+                    f"for line {line_index + 1} of the document starting at {document.source}.")
+            document_refs.append(ref)
+        yield document._replace(word_refs=document_refs)
+    extra = next(refs, None)
+    if extra is not None:
+        raise word_boundaries.WordRefError(
+            f"{extra.source}: --word_ref_file has more entries than the input has non-blank "
+            "lines.")
+
+
+def tokenize_document(
+    document: RawDocument,
+    tokenizer: tokenization.Tokenizer,
+    boundaries: word_boundaries.WordBoundaries | None = None,
+) -> Document:
+    """Token ids of each line of `document`; lines that yield no tokens are dropped.
+
+    With `boundaries`, ids that continue a word carry `word_boundaries.CONTINUES_WORD`.
+    """
     sentences = []
-    for line in document.lines:
-        tokens = tokenizer.tokenize(line)
+    for line_index, line in enumerate(document.lines):
+        if boundaries is None:
+            tokens = tokenizer.tokenize(line)
+        else:
+            ref = document.word_refs[line_index] if document.word_refs is not None else None
+            tokens, continues = boundaries.tokens_and_continuations(
+                line, ref, where=f"{document.source} (+{line_index} non-blank lines)")
         if not tokens:
             continue
         try:
-            sentences.append(tokenizer.convert_tokens_to_ids(tokens))
+            token_ids = tokenizer.convert_tokens_to_ids(tokens)
         except KeyError as error:
             raise ValueError(
                 f"{document.source}: a line of the document starting here gives the token "
                 f"{error.args[0]!r}, which the vocab lacks.") from None
+        if boundaries is not None:
+            token_ids = word_boundaries.flag_continuations(token_ids, continues)
+        sentences.append(token_ids)
     return sentences
 
 
@@ -327,6 +414,8 @@ def create_instances_from_document(
     Segment A is the first 1..n-1 sentences of a chunk of about `target_seq_length` tokens;
     segment B is the rest of the chunk or, half of the time (always for a one-sentence chunk),
     text from a random other document, in which case the chunk's unused sentences are put back.
+    With `sentence_order_prediction`, B is always the rest of the chunk (see
+    `_sentence_order_pair`) and the label says whether the two were swapped.
     """
     document = documents[document_index]
     max_num_tokens = options.max_seq_length - 3  # room for [CLS], [SEP], [SEP]
@@ -343,7 +432,16 @@ def create_instances_from_document(
     while i < len(document):
         chunk.append(document[i])
         chunk_length += len(document[i])
-        if i == len(document) - 1 or chunk_length >= target_seq_length:
+        if (i == len(document) - 1 or chunk_length >= target_seq_length) and (
+                options.sentence_order_prediction):
+            pair = _sentence_order_pair(chunk, vocab_ids, rng)
+            if pair is not None:
+                tokens_a, tokens_b, is_swapped = pair
+                truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
+                instances.append(
+                    _masked_instance(tokens_a, tokens_b, is_swapped, options, vocab_ids, rng))
+            chunk, chunk_length = [], 0
+        elif i == len(document) - 1 or chunk_length >= target_seq_length:
             a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
             tokens_a = [token for sentence in chunk[:a_end] for token in sentence]
             if len(chunk) == 1 or rng.random() < 0.5:
@@ -360,6 +458,37 @@ def create_instances_from_document(
             chunk, chunk_length = [], 0
         i += 1
     return instances
+
+
+def _sentence_order_pair(
+    chunk: list[list[int]], vocab_ids: VocabIds, rng: random.Random
+) -> tuple[list[int], list[int], bool] | None:
+    """ALBERT's sentence-order pair from a chunk: (A, B, swapped), or None for one word.
+
+    A is the first 1..n-1 sentences and B the rest; a one-sentence chunk is cut at a random
+    word start instead, so that B always follows A in the text (ALBERT's script takes B from
+    another document there, which mixes next-sentence negatives into the order labels). Then
+    A and B are swapped half of the time.
+    """
+    if len(chunk) >= 2:
+        a_end = rng.randint(1, len(chunk) - 1)
+        tokens_a = [token for sentence in chunk[:a_end] for token in sentence]
+        tokens_b = [token for sentence in chunk[a_end:] for token in sentence]
+    else:
+        sentence = chunk[0]
+        word_starts = [
+            index for index in range(1, len(sentence)) if _starts_word(sentence[index], vocab_ids)]
+        if not word_starts:
+            return None
+        cut = word_starts[rng.randint(0, len(word_starts) - 1)]
+        tokens_a, tokens_b = sentence[:cut], sentence[cut:]
+    if rng.random() < 0.5:
+        return tokens_b, tokens_a, True
+    return tokens_a, tokens_b, False
+
+
+def _starts_word(token_id: int, vocab_ids: VocabIds) -> bool:
+    return not word_boundaries.continues_word(token_id) and token_id not in vocab_ids.subword_ids
 
 
 def _random_next_tokens(
@@ -423,41 +552,145 @@ def create_masked_lm_predictions(
     candidates in random order; [CLS] and [SEP] never are. Each chosen token becomes [MASK]
     80% of the time, a random vocab token 10% of the time and stays itself 10% of the time.
     With whole-word masking a word and its `##` pieces form one candidate, skipped when it
-    would exceed the budget.
+    would exceed the budget. With segmented words (`word_boundaries`) a word is one candidate
+    too, and takes one of the three choices for all its tokens, a random replacement never
+    being a `##` piece. With `ngram_masking` > 1 the candidates are spans of words
+    (`choose_masked_spans`).
 
-    Returns the masked token ids [seq_length], the sorted masked positions [num_masked] and
-    the original ids at those positions [num_masked].
+    Returns the plain masked token ids [seq_length], the sorted masked positions [num_masked]
+    and the plain original ids at those positions [num_masked].
     """
-    specials = (vocab_ids.cls_id, vocab_ids.sep_id)
-    if options.do_whole_word_mask:
-        candidates: list[list[int]] = []
-        for index, token_id in enumerate(token_ids):
-            if token_id in specials:
-                continue
-            if candidates and token_id in vocab_ids.subword_ids:
-                candidates[-1].append(index)
-            else:
-                candidates.append([index])
-    else:
-        candidates = [[index] for index, token_id in enumerate(token_ids)
-                      if token_id not in specials]
-    rng.shuffle(candidates)
-
+    words, word_segments = _candidate_words(token_ids, options, vocab_ids)
+    if options.segmented_words:
+        token_ids = [word_boundaries.plain_id(token_id) for token_id in token_ids]
     num_to_predict = min(
         options.max_predictions_per_seq,
         max(1, int(round(len(token_ids) * options.masked_lm_prob))))
     masked_ids = list(token_ids)
     positions: list[int] = []
-    for candidate in candidates:
-        if len(positions) >= num_to_predict:
-            break
-        if len(positions) + len(candidate) > num_to_predict:
-            continue
-        for index in candidate:
-            masked_ids[index] = _replacement_id(token_ids[index], vocab_ids, rng)
-            positions.append(index)
+    # The generator draws its choices from `rng` between the replacement draws below, in the
+    # order the original makes them.
+    for span in choose_masked_spans(
+            words, word_segments, num_to_predict, options.ngram_masking, rng):
+        for word in span:
+            if options.segmented_words:
+                _replace_word(word, token_ids, masked_ids, vocab_ids, rng)
+            else:
+                for index in word:
+                    masked_ids[index] = _replacement_id(token_ids[index], vocab_ids, rng)
+            positions.extend(word)
     positions.sort()
     return masked_ids, positions, [token_ids[index] for index in positions]
+
+
+def _candidate_words(
+    token_ids: list[int], options: InstanceOptions, vocab_ids: VocabIds
+) -> tuple[list[list[int]], list[int]]:
+    """The maskable words as lists of positions, and the segment (0 = A, 1 = B) of each.
+
+    A word is one token unless `do_whole_word_mask`. As in the original, a `##` piece joins
+    the word before it even across [SEP]; a flagged continuation of segmented words never
+    joins across [CLS] or [SEP] (the start of a segment is a word start).
+    """
+    specials = (vocab_ids.cls_id, vocab_ids.sep_id)
+    words: list[list[int]] = []
+    word_segments: list[int] = []
+    segment = 0
+    after_special = True
+    for index, token_id in enumerate(token_ids):
+        if token_id in specials:
+            segment += token_id == vocab_ids.sep_id
+            after_special = True
+            continue
+        if options.segmented_words:
+            joins = word_boundaries.continues_word(token_id) and not after_special
+        else:
+            joins = token_id in vocab_ids.subword_ids
+        if options.do_whole_word_mask and words and joins:
+            words[-1].append(index)
+        else:
+            words.append([index])
+            word_segments.append(segment)
+        after_special = False
+    return words, word_segments
+
+
+def choose_masked_spans(
+    words: list[list[int]],
+    word_segments: list[int],
+    num_to_predict: int,
+    max_ngram: int,
+    rng: random.Random,
+) -> Iterator[list[list[int]]]:
+    """Yields the spans of words to mask, in the order chosen, `num_to_predict` tokens at most.
+
+    `max_ngram` = 1: the original's choice; the words are shuffled and each is taken unless it
+    would exceed the budget. `max_ngram` > 1: ALBERT's n-gram choice; the start words are
+    shuffled, and from each an n is drawn with P(n) proportional to 1/n (n = 1..max_ngram);
+    the span is the n words from the start, cut at the end of its segment, shortened while it
+    would exceed the budget and skipped when it still does or overlaps a chosen span.
+    """
+    chosen = 0
+    if max_ngram == 1:
+        rng.shuffle(words)
+        for word in words:
+            if chosen >= num_to_predict:
+                return
+            if chosen + len(word) > num_to_predict:
+                continue
+            chosen += len(word)
+            yield [word]
+        return
+    starts = list(range(len(words)))
+    rng.shuffle(starts)
+    covered: set[int] = set()
+    for start in starts:
+        if chosen >= num_to_predict:
+            return
+        n = _ngram_length(max_ngram, rng)
+        end = start
+        while end < min(start + n, len(words)) and word_segments[end] == word_segments[start]:
+            end += 1
+        while end > start + 1 and chosen + _num_tokens(words[start:end]) > num_to_predict:
+            end -= 1
+        size = _num_tokens(words[start:end])
+        if chosen + size > num_to_predict or not covered.isdisjoint(range(start, end)):
+            continue
+        covered.update(range(start, end))
+        chosen += size
+        yield words[start:end]
+
+
+def _num_tokens(words: list[list[int]]) -> int:
+    return sum(len(word) for word in words)
+
+
+def _ngram_length(max_ngram: int, rng: random.Random) -> int:
+    """n in 1..max_ngram with probability proportional to 1/n (one draw from `rng`)."""
+    weights = [1.0 / n for n in range(1, max_ngram + 1)]
+    threshold = rng.random() * sum(weights)
+    for n, weight in enumerate(weights, start=1):
+        threshold -= weight
+        if threshold < 0:
+            return n
+    return max_ngram
+
+
+def _replace_word(
+    word: list[int], token_ids: list[int], masked_ids: list[int], vocab_ids: VocabIds,
+    rng: random.Random,
+) -> None:
+    """Masks (80%), keeps (10%) or replaces by random non-`##` tokens (10%) a whole word."""
+    if rng.random() < 0.8:
+        for index in word:
+            masked_ids[index] = vocab_ids.mask_id
+    elif rng.random() < 0.5:
+        for index in word:
+            masked_ids[index] = token_ids[index]
+    else:
+        replacements = vocab_ids.whole_word_ids
+        for index in word:
+            masked_ids[index] = replacements[rng.randint(0, len(replacements) - 1)]
 
 
 def _replacement_id(token_id: int, vocab_ids: VocabIds, rng: random.Random) -> int:
@@ -568,6 +801,26 @@ def _empty_corpus_error(input_files: Sequence[str]) -> EmptyCorpusError:
 # --num_workers=1: the original, whole corpus at once
 
 
+def _raw_documents(
+    input_files: Sequence[str], word_ref_file: str | None, encoding: str
+) -> Iterator[RawDocument]:
+    documents = iter_raw_documents(input_files, encoding)
+    if word_ref_file:
+        documents = attach_word_refs(
+            documents, word_boundaries.read_word_refs(word_ref_file), word_ref_file)
+    return documents
+
+
+def make_word_boundaries(
+    tokenizer: tokenization.Tokenizer, options: InstanceOptions, word_segmenter: str | None
+) -> word_boundaries.WordBoundaries | None:
+    """The WordBoundaries that segmented words need (None without them)."""
+    if not options.segmented_words:
+        return None
+    segmenter = word_boundaries.JiebaSegmenter() if word_segmenter == "jieba" else None
+    return word_boundaries.WordBoundaries(tokenizer, segmenter)
+
+
 def run_single_process(
     input_files: Sequence[str],
     tokenizer: tokenization.Tokenizer,
@@ -575,14 +828,17 @@ def run_single_process(
     random_seed: int,
     writer: tfrecord_io.RoundRobinRecordWriter,
     encoding: str = text_files.DEFAULT_ENCODING,
+    word_segmenter: str | None = None,
+    word_ref_file: str | None = None,
 ) -> None:
     """Reads every document, makes every instance, shuffles them all, then writes them."""
     progress = ProgressLog()
     input_bytes = max(total_size(input_files), 1)
+    boundaries = make_word_boundaries(tokenizer, options, word_segmenter)
     documents: list[Document] = []
     bytes_read = 0
-    for raw_document in iter_raw_documents(input_files, encoding):
-        sentences = tokenize_document(raw_document, tokenizer)
+    for raw_document in _raw_documents(input_files, word_ref_file, encoding):
+        sentences = tokenize_document(raw_document, tokenizer, boundaries)
         if sentences:
             documents.append(sentences)
         bytes_read += raw_document.num_bytes
@@ -668,11 +924,13 @@ _worker_state: dict = {}
 
 
 def _init_worker(
-    tokenizer_config: dict, options: InstanceOptions, random_seed: int, spill_dir: str
+    tokenizer_config: dict, options: InstanceOptions, random_seed: int, spill_dir: str,
+    word_segmenter: str | None,
 ) -> None:
     tokenizer = tokenization.create_tokenizer(**tokenizer_config)
     _worker_state.update(
         tokenizer=tokenizer,
+        boundaries=make_word_boundaries(tokenizer, options, word_segmenter),
         vocab_ids=VocabIds.from_vocab(tokenizer.vocab),
         options=options,
         random_seed=random_seed,
@@ -685,7 +943,7 @@ def _process_shard(shard_index: int, raw_documents: list[RawDocument]) -> ShardR
     state = _worker_state
     documents = []
     for raw_document in raw_documents:
-        sentences = tokenize_document(raw_document, state["tokenizer"])
+        sentences = tokenize_document(raw_document, state["tokenizer"], state["boundaries"])
         if sentences:
             documents.append(sentences)
     examples = []
@@ -741,13 +999,15 @@ def run_sharded(
     shard_size_bytes: int,
     writer: tfrecord_io.RoundRobinRecordWriter,
     encoding: str = text_files.DEFAULT_ENCODING,
+    word_segmenter: str | None = None,
+    word_ref_file: str | None = None,
 ) -> None:
     """Streams shards to `num_workers` processes and writes their examples in shard order."""
     _log_output_files(writer.output_files)
     progress = ProgressLog()
     input_bytes = max(total_size(input_files), 1)
     bytes_done = num_documents = 0
-    shards = iter_shards(iter_raw_documents(input_files, encoding), shard_size_bytes)
+    shards = iter_shards(_raw_documents(input_files, word_ref_file, encoding), shard_size_bytes)
     with tempfile.TemporaryDirectory(**_spill_location(writer.output_files[0])) as spill_dir:
         # Spawned rather than forked workers: forking a process that already runs TensorFlow's
         # thread pools can deadlock the children. Unlike multiprocessing.Pool, the executor
@@ -755,7 +1015,7 @@ def run_sharded(
         executor = concurrent.futures.ProcessPoolExecutor(
             num_workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(tokenizer_config, options, random_seed, spill_dir))
+            initargs=(tokenizer_config, options, random_seed, spill_dir, word_segmenter))
         try:
             for result, shard_bytes in _results_in_shard_order(
                     executor, shards, 2 * num_workers):
@@ -794,6 +1054,24 @@ def _output_files(output_file: str) -> list[str]:
     return output_files
 
 
+def _check_word_flags(config: flags.FlagValues) -> bool:
+    """Checks --word_segmenter / --word_ref_file; returns whether words are segmented."""
+    if config.word_segmenter and config.word_ref_file:
+        raise app.UsageError("--word_segmenter and --word_ref_file exclude each other.")
+    segmented = bool(config.word_segmenter or config.word_ref_file)
+    if not segmented:
+        return False
+    flag = "--word_segmenter" if config.word_segmenter else "--word_ref_file"
+    if not config.do_whole_word_mask:
+        raise app.UsageError(f"{flag} needs --do_whole_word_mask.")
+    if config.spm_model_file:
+        raise app.UsageError(
+            f"{flag} needs a WordPiece --vocab_file: SentencePiece pieces are not characters.")
+    if config.word_ref_file and not os.path.isfile(config.word_ref_file):
+        raise app.UsageError(f"--word_ref_file={config.word_ref_file}: no such file.")
+    return True
+
+
 def main(argv: Sequence[str], flag_values: flags.FlagValues = FLAGS) -> None:
     """Runs the script with the parsed `flag_values` (those of `define_flags`)."""
     del argv
@@ -805,10 +1083,12 @@ def main(argv: Sequence[str], flag_values: flags.FlagValues = FLAGS) -> None:
     tokenizer_config = dict(
         vocab_file=config.vocab_file, do_lower_case=config.do_lower_case,
         spm_model_file=config.spm_model_file)
+    segmented_words = _check_word_flags(config)
     tokenizer = tokenization.create_tokenizer(**tokenizer_config)
     tokenization.require_tokens(
         tokenizer, tokenization.PRETRAINING_TOKENS, "masked-LM training data")
-    if config.do_whole_word_mask and not VocabIds.from_vocab(tokenizer.vocab).subword_ids:
+    if (config.do_whole_word_mask and not segmented_words
+            and not VocabIds.from_vocab(tokenizer.vocab).subword_ids):
         logging.warning(
             "--do_whole_word_mask finds words by their '##' pieces, and this vocab has none: "
             "every token is masked on its own.")
@@ -819,8 +1099,15 @@ def main(argv: Sequence[str], flag_values: flags.FlagValues = FLAGS) -> None:
         short_seq_prob=config.short_seq_prob,
         dupe_factor=config.dupe_factor,
         do_whole_word_mask=config.do_whole_word_mask,
+        segmented_words=segmented_words,
+        sentence_order_prediction=config.sentence_order_prediction,
+        ngram_masking=config.ngram_masking,
     )
-    encoding = text_files.check_encoding(config.input_encoding)
+    word_flags = dict(
+        encoding=text_files.check_encoding(config.input_encoding),
+        word_segmenter=config.word_segmenter,
+        word_ref_file=config.word_ref_file,
+    )
     input_files = expand_input_patterns(config.input_file, sort=config.num_workers > 1)
     output_files = _output_files(config.output_file)
     logging.info("*** Reading from input files ***")
@@ -830,11 +1117,12 @@ def main(argv: Sequence[str], flag_values: flags.FlagValues = FLAGS) -> None:
     with tfrecord_io.RoundRobinRecordWriter(output_files) as writer:
         if config.num_workers == 1:
             run_single_process(
-                input_files, tokenizer, options, config.random_seed, writer, encoding)
+                input_files, tokenizer, options, config.random_seed, writer, **word_flags)
         else:
             run_sharded(
                 input_files, tokenizer_config, tokenizer.inv_vocab, options, config.random_seed,
-                config.num_workers, int(config.shard_size_mb * 1024 * 1024), writer, encoding)
+                config.num_workers, int(config.shard_size_mb * 1024 * 1024), writer,
+                **word_flags)
     logging.info("Wrote %d total instances", writer.num_written)
 
 

@@ -8,6 +8,8 @@ handling of bad input.
 
 import collections
 import hashlib
+import json
+import math
 import os
 import random
 import subprocess
@@ -15,7 +17,7 @@ import sys
 
 import pytest
 import tensorflow as tf
-from absl import flags
+from absl import app, flags
 
 import create_pretraining_data as cpd
 import input_files
@@ -655,3 +657,540 @@ def test_sharded_failure_after_some_shards_leaves_nothing(corpus, monkeypatch):
         )
     assert all(handed_over)  # two shards' records were written before the failure
     assert os.listdir(output_dir) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Chinese whole-word masking (--word_segmenter, --word_ref_file)
+
+# Written for this project: a few dozen lines of plain Chinese prose in nine documents, the
+# last one mixing in English words.
+ZH_CORPUS = os.path.join(REPO_ROOT, "data", "pretraining_corpus_zh.txt")
+ZH_FLAGS = dict(
+    max_seq_length=128,
+    max_predictions_per_seq=20,
+    masked_lm_prob=0.15,
+    short_seq_prob=0.1,
+    dupe_factor=20,
+    random_seed=7,
+)
+
+
+def test_segmentation(text_lines, tokenizer):
+    """Per line, (tokens, word number of each token), segmented by jieba in the test's own
+    way: each jieba word of two or more CJK characters is one word, any other CJK character a
+    word alone, and an other jieba word ("Python", "CSV") one word of all its pieces."""
+    import jieba
+
+    jieba.setLogLevel(60)
+    segmenter = jieba.Tokenizer()
+    lines = []
+    word_number = 0
+    for line in text_lines:
+        tokens, words = [], []
+        for word in segmenter.lcut(line):
+            pieces = tokenizer.tokenize(word)
+            if not pieces:
+                continue
+            all_cjk = all(tokenization.is_chinese_character(char) for char in word)
+            if all_cjk and len(word) > 1 or not any(
+                    tokenization.is_chinese_character(char) for char in word):
+                words += [word_number] * len(pieces)
+                word_number += 1
+            else:
+                for _ in pieces:
+                    words.append(word_number)
+                    word_number += 1
+            tokens += pieces
+        assert tokens == tokenizer.tokenize(line), line
+        lines.append((tokens, words))
+    return lines
+
+
+test_segmentation.__test__ = False  # a helper, not a test
+
+
+def zh_setup(tmp_path):
+    """Vocab and tokenizer for the Chinese corpus; the corpus's documents as (token stream,
+    word numbers) pairs."""
+    from helpers import write_vocab_for_texts
+
+    text = open(ZH_CORPUS, encoding="utf-8").read()
+    vocab_file = tmp_path / "vocab_zh.txt"
+    write_vocab_for_texts(vocab_file, text.splitlines())
+    tokenizer = tokenization.FullTokenizer(str(vocab_file), do_lower_case=True)
+    documents = []
+    for document in text.split("\n\n"):
+        tokens, words = [], []
+        for line_tokens, line_words in test_segmentation(document.splitlines(), tokenizer):
+            tokens += line_tokens
+            words += line_words
+        documents.append((tokens, words))
+    return vocab_file, tokenizer, documents
+
+
+def segments_of(tokens):
+    """(start, end) of segments A and B in `[CLS] A [SEP] B [SEP]`."""
+    first_sep = tokens.index("[SEP]")
+    return (1, first_sep), (first_sep + 1, len(tokens) - 1)
+
+
+def occurrences(segment, documents):
+    """Word numbers of the segment's tokens at each place it occurs in the corpus."""
+    found = []
+    for tokens, words in documents:
+        for start in range(len(tokens) - len(segment) + 1):
+            if tokens[start:start + len(segment)] == segment:
+                found.append(words[start:start + len(segment)])
+    return found
+
+
+def whole_word_violations(output, tokenizer, documents):
+    """(segments checked, segments with a partly masked word under every placement)."""
+    checked = violations = 0
+    for record in map(parse, read_records(output)):
+        num_masked = int(sum(record["masked_lm_weights"]))
+        masked = set(record["masked_lm_positions"][:num_masked])
+        tokens = tokenizer.convert_ids_to_tokens(unmasked_ids(record))
+        for start, end in segments_of(tokens):
+            placements = occurrences(tokens[start:end], documents)
+            assert placements, "every segment is text of the corpus"
+            checked += 1
+            violations += not any(
+                masks_whole_words(placement, start, masked) for placement in placements)
+    return checked, violations
+
+
+def masks_whole_words(word_numbers, start, masked):
+    """Whether each word (tokens start, start + 1, ... numbered by `word_numbers`) is masked
+    in full or not at all."""
+    groups = collections.defaultdict(set)
+    for offset, number in enumerate(word_numbers):
+        groups[number].add(start + offset)
+    return all(group <= masked or not group & masked for group in groups.values())
+
+
+@pytest.fixture(scope="module")
+def zh_jieba_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("zh")
+    vocab_file, tokenizer, documents = zh_setup(tmp_path)
+    output = str(tmp_path / "jieba.tfrecord")
+    run_main(
+        input_file=ZH_CORPUS, output_file=output, vocab_file=vocab_file,
+        do_whole_word_mask=True, word_segmenter="jieba", **ZH_FLAGS)
+    return tmp_path, vocab_file, tokenizer, documents, output
+
+
+def test_chinese_whole_word_masking_masks_jieba_words_whole(zh_jieba_run):
+    _, _, tokenizer, documents, output = zh_jieba_run
+    checked, violations = whole_word_violations(output, tokenizer, documents)
+    assert checked > 500
+    assert violations == 0
+
+
+def test_chinese_character_masking_splits_words(zh_jieba_run):
+    """Without a segmenter the same check finds split words: it can see them."""
+    tmp_path, vocab_file, tokenizer, documents, _ = zh_jieba_run
+    output = str(tmp_path / "plain.tfrecord")
+    run_main(
+        input_file=ZH_CORPUS, output_file=output, vocab_file=vocab_file,
+        do_whole_word_mask=True, **ZH_FLAGS)
+    checked, violations = whole_word_violations(output, tokenizer, documents)
+    assert violations > 0.3 * checked
+
+
+def test_chinese_whole_word_output_has_no_subword_tokens(zh_jieba_run):
+    _, _, tokenizer, _, output = zh_jieba_run
+    records = list(map(parse, read_records(output)))
+    ids = set()
+    for record in records:
+        ids.update(record["input_ids"])
+        ids.update(record["masked_lm_ids"])
+    tokens = tokenizer.convert_ids_to_tokens(sorted(ids))
+    # The vocab holds a `##` form of every character, so a leak would show.
+    assert sum(token.startswith("##") for token in tokenizer.vocab) > 400
+    assert not [token for token in tokens if token.startswith("##")]
+
+
+def test_chinese_whole_word_masked_fraction_is_masked_lm_prob(zh_jieba_run):
+    _, _, _, _, output = zh_jieba_run
+    records = list(map(parse, read_records(output)))
+    num_masked = sum(sum(record["masked_lm_weights"]) for record in records)
+    num_tokens = sum(sum(record["input_mask"]) for record in records)
+    assert len(records) > 300
+    assert abs(num_masked / num_tokens - ZH_FLAGS["masked_lm_prob"]) < 0.005
+
+
+def test_chinese_whole_word_decides_mask_keep_replace_per_word(zh_jieba_run):
+    """All characters of a masked word are [MASK], or none is: one decision per word (per
+    character, a two-character word would be partly [MASK] 32% of the time)."""
+    _, _, tokenizer, documents, output = zh_jieba_run
+    mask_id = tokenizer.vocab["[MASK]"]
+    mixed = multi_character = all_mask = 0
+    for record in map(parse, read_records(output)):
+        num_masked = int(sum(record["masked_lm_weights"]))
+        masked = set(record["masked_lm_positions"][:num_masked])
+        tokens = tokenizer.convert_ids_to_tokens(unmasked_ids(record))
+        for start, end in segments_of(tokens):
+            placements = occurrences(tokens[start:end], documents)
+            groups = collections.defaultdict(list)
+            for offset, number in enumerate(placements[0]):
+                groups[number].append(start + offset)
+            for group in groups.values():
+                if len(group) > 1 and set(group) <= masked:
+                    multi_character += 1
+                    is_mask = [record["input_ids"][i] == mask_id for i in group]
+                    mixed += any(is_mask) and not all(is_mask)
+                    all_mask += all(is_mask)
+    assert multi_character > 300
+    # A random replacement may be [MASK] itself (1 in the vocab size).
+    assert mixed <= 0.01 * multi_character
+    assert 0.72 < all_mask / multi_character < 0.88
+
+
+def write_ref_file(path, corpus_path, tokenizer):
+    """A reference file as transformers' run_chinese_ref.py writes one, from jieba's words:
+    per non-blank line, the positions ([CLS] = 0) of the CJK characters that continue a
+    word."""
+    lines = [line.strip() for line in open(corpus_path, encoding="utf-8") if line.strip()]
+    with open(path, "w", encoding="utf-8") as f:
+        for tokens, words in test_segmentation(lines, tokenizer):
+            positions = [
+                index + 1 for index in range(1, len(tokens))
+                if words[index] == words[index - 1]
+                and tokenization.is_chinese_character(tokens[index])]
+            f.write(json.dumps(positions) + "\n")
+
+
+def test_reference_file_of_the_same_words_gives_the_same_records(zh_jieba_run):
+    tmp_path, vocab_file, tokenizer, _, jieba_output = zh_jieba_run
+    ref_file = tmp_path / "ref.txt"
+    write_ref_file(ref_file, ZH_CORPUS, tokenizer)
+    output = str(tmp_path / "ref.tfrecord")
+    run_main(
+        input_file=ZH_CORPUS, output_file=output, vocab_file=vocab_file,
+        do_whole_word_mask=True, word_ref_file=ref_file, **ZH_FLAGS)
+    assert sha256(output) == sha256(jieba_output)
+
+
+def test_chinese_whole_word_reruns_are_byte_identical(zh_jieba_run):
+    tmp_path, vocab_file, _, _, jieba_output = zh_jieba_run
+    output = str(tmp_path / "rerun.tfrecord")
+    run_main(
+        input_file=ZH_CORPUS, output_file=output, vocab_file=vocab_file,
+        do_whole_word_mask=True, word_segmenter="jieba", **ZH_FLAGS)
+    assert sha256(output) == sha256(jieba_output)
+
+
+def test_chinese_whole_word_sharded_output_is_each_document_run_alone(zh_jieba_run, tmp_path):
+    """--num_workers=2 with one document per shard writes what one process writes for each
+    document alone with the shard's seed, as for English (the segmenter lives in the workers
+    too)."""
+    _, vocab_file, tokenizer, documents, _ = zh_jieba_run
+    flag_values = dict(ZH_FLAGS, dupe_factor=2, do_whole_word_mask=True, word_segmenter="jieba")
+    sharded = str(tmp_path / "sharded.tfrecord")
+    run_main(
+        input_file=ZH_CORPUS, output_file=sharded, vocab_file=vocab_file, num_workers=2,
+        shard_size_mb=1e-6, **flag_values)
+    texts = open(ZH_CORPUS, encoding="utf-8").read().split("\n\n")
+    expected = []
+    for index, text in enumerate(texts):
+        single_path = tmp_path / f"doc-{index}.txt"
+        single_path.write_text(text.strip("\n") + "\n", "utf-8")
+        seed = int.from_bytes(hashlib.sha256(f"7:{index}".encode()).digest()[:8], "little")
+        single_output = str(tmp_path / f"doc-{index}.tfrecord")
+        run_main(
+            input_file=single_path, output_file=single_output, vocab_file=vocab_file,
+            **dict(flag_values, random_seed=seed))
+        expected += read_records(single_output)
+    assert len(texts) == 9
+    assert read_records(sharded) == expected
+    _, violations = whole_word_violations(sharded, tokenizer, documents)
+    assert violations == 0
+
+
+def test_mixed_chinese_and_english_keeps_wordpiece_words(tmp_path):
+    """English words split into pieces stay whole next to segmented Chinese words."""
+    lines = [
+        "我们用 walking 和 running 两个词测试 unbelievable 的效果。",
+        "今天 walking 的人很多，running 的人很少。",
+    ] * 20
+    corpus_path = tmp_path / "mixed.txt"
+    corpus_path.write_text("\n".join(lines) + "\n", "utf-8")
+    vocab_file = tmp_path / "vocab.txt"
+    chars = sorted({c for line in lines for c in line if tokenization.is_chinese_character(c)})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "，", "。", "walk", "run", "un",
+             "##ning", "##ing", "##bel", "##ie", "##vable", *chars]
+    vocab_file.write_text("\n".join(vocab) + "\n", "utf-8")
+    tokenizer = tokenization.FullTokenizer(str(vocab_file))
+    tokens, words = [], []
+    for line_tokens, line_words in test_segmentation(lines, tokenizer):
+        tokens += line_tokens
+        words += line_words
+    documents = [(tokens, words)]
+    output = str(tmp_path / "out.tfrecord")
+    run_main(
+        input_file=corpus_path, output_file=output, vocab_file=vocab_file,
+        do_whole_word_mask=True, word_segmenter="jieba", **dict(ZH_FLAGS, dupe_factor=10))
+    checked, violations = whole_word_violations(output, tokenizer, documents)
+    assert checked > 20
+    assert violations == 0
+    masked_pieces = collections.Counter()
+    for record in map(parse, read_records(output)):
+        masked_pieces.update(tokenizer.convert_ids_to_tokens(record["masked_lm_ids"][
+            :int(sum(record["masked_lm_weights"]))]))
+    assert masked_pieces["##vable"] > 0 and masked_pieces["##ing"] > 0
+
+
+@pytest.mark.parametrize("flag_values, message", [
+    (dict(word_segmenter="jieba"), "needs --do_whole_word_mask"),
+    (dict(do_whole_word_mask=True, word_segmenter="jieba", word_ref_file="x"), "exclude"),
+    (dict(do_whole_word_mask=True, word_ref_file="/no/such/ref.txt"), "no such file"),
+])
+def test_word_flags_are_checked_before_any_work(corpus, flag_values, message):
+    input_file, vocab_file, output_dir = corpus
+    with pytest.raises(app.UsageError, match=message):
+        run_main(input_file=input_file, vocab_file=vocab_file,
+                 output_file=output_dir / "out.tfrecord", **flag_values)
+    assert not os.listdir(output_dir)
+
+
+@pytest.mark.parametrize("ref_lines, message", [
+    (["[]"] * 3, "ends before the input does"),
+    (["[]"] * 200, r"ref.txt:\d+: --word_ref_file has more entries"),
+    (["[999]"] + ["[]"] * 59, r"ref.txt:1: position 999 is outside"),
+    (["[1, \"2\"]"], r"ref.txt:1: expected a JSON list"),
+])
+def test_bad_reference_file_names_the_file_and_line(tmp_path, ref_lines, message):
+    vocab_file, _, _ = zh_setup(tmp_path)
+    ref_file = tmp_path / "ref.txt"
+    ref_file.write_text("\n".join(ref_lines) + "\n", "utf-8")
+    output = tmp_path / "out.tfrecord"
+    with pytest.raises(ValueError, match=message):
+        run_main(input_file=ZH_CORPUS, output_file=output, vocab_file=vocab_file,
+                 do_whole_word_mask=True, word_ref_file=ref_file, **ZH_FLAGS)
+    assert not output.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# --sentence_order_prediction
+
+
+EN_CORPUS = os.path.join(REPO_ROOT, "data", "pretraining_corpus.txt")
+
+
+def corpus_streams(corpus_path, tokenizer):
+    """The token stream of each document of a corpus file."""
+    text = open(corpus_path, encoding="utf-8").read()
+    return [
+        [token for line in document.splitlines() for token in tokenizer.tokenize(line)]
+        for document in text.split("\n\n")]
+
+
+def contains(streams, tokens):
+    return any(
+        stream[start:start + len(tokens)] == tokens
+        for stream in streams for start in range(len(stream) - len(tokens) + 1))
+
+
+def sentence_order_pairs(output, tokenizer):
+    """(A tokens, B tokens, label) of each record, unmasked."""
+    pairs = []
+    for record in map(parse, read_records(output)):
+        tokens = tokenizer.convert_ids_to_tokens(unmasked_ids(record))
+        (a_start, a_end), (b_start, b_end) = segments_of(tokens)
+        pairs.append((tokens[a_start:a_end], tokens[b_start:b_end],
+                      record["next_sentence_labels"][0]))
+    return pairs
+
+
+@pytest.mark.parametrize("corpus_path, extra", [
+    (EN_CORPUS, dict(dupe_factor=10)),
+    (ZH_CORPUS, dict(
+        do_whole_word_mask=True, word_segmenter="jieba", ngram_masking=3, dupe_factor=30)),
+])
+def test_sentence_order_pairs_are_consecutive_and_swapped_half_of_the_time(
+        tmp_path, corpus_path, extra):
+    """Label 0: A then B is text of the corpus; label 1: B then A is (and A then B
+    is not, unless a segment is a few tokens that also occur elsewhere).
+    No document is longer than the sequence, so nothing is truncated and A and B meet
+    exactly. The labels are Bernoulli(1/2): the count of 1s stays within 3 standard
+    deviations of half (a seeded run, the same every time)."""
+    from helpers import write_vocab_for_texts
+
+    vocab_file = tmp_path / "vocab.txt"
+    write_vocab_for_texts(vocab_file, open(corpus_path, encoding="utf-8").read().splitlines())
+    tokenizer = tokenization.FullTokenizer(str(vocab_file))
+    streams = corpus_streams(corpus_path, tokenizer)
+    max_seq_length = max(map(len, streams)) + 3
+    output = str(tmp_path / "sop.tfrecord")
+    run_main(
+        input_file=corpus_path, output_file=output, vocab_file=vocab_file,
+        sentence_order_prediction=True, max_seq_length=max_seq_length,
+        max_predictions_per_seq=30, short_seq_prob=0.5, random_seed=11,
+        **extra)
+    pairs = sentence_order_pairs(output, tokenizer)
+    swapped = also_in_order = 0
+    for tokens_a, tokens_b, label in pairs:
+        if label == 0:
+            assert contains(streams, tokens_a + tokens_b)
+        else:
+            assert contains(streams, tokens_b + tokens_a)
+            # A segment of a few tokens (a lone ".") may also precede the other by chance.
+            if min(len(tokens_a), len(tokens_b)) >= 5:
+                also_in_order += contains(streams, tokens_a + tokens_b)
+            swapped += 1
+    assert len(pairs) > 250
+    assert also_in_order == 0
+    assert abs(swapped - len(pairs) / 2) <= 3 * math.sqrt(len(pairs)) / 2
+
+
+def test_sentence_order_cuts_a_one_sentence_chunk_at_a_word_start(tmp_path):
+    """A document of one sentence still makes pairs: the sentence cut at a word start
+    (walking = walk ##ing is never cut), B after A in the text, swapped or not."""
+    corpus_path = tmp_path / "one.txt"
+    corpus_path.write_text("walking the dog in the snow\n\nwalking to the old bridge\n", "utf-8")
+    vocab_file = tmp_path / "vocab.txt"
+    vocab_file.write_text("\n".join(
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "walk", "##ing", "the", "dog", "in",
+         "snow", "to", "old", "bridge"]) + "\n", "utf-8")
+    tokenizer = tokenization.FullTokenizer(str(vocab_file))
+    output = str(tmp_path / "out.tfrecord")
+    run_main(input_file=corpus_path, output_file=output, vocab_file=vocab_file,
+             sentence_order_prediction=True, dupe_factor=50, max_seq_length=32)
+    streams = corpus_streams(corpus_path, tokenizer)
+    pairs = sentence_order_pairs(output, tokenizer)
+    assert len(pairs) == 100
+    labels = collections.Counter(label for _, _, label in pairs)
+    assert labels[0] > 30 and labels[1] > 30
+    for tokens_a, tokens_b, label in pairs:
+        first, second = (tokens_a, tokens_b) if label == 0 else (tokens_b, tokens_a)
+        assert contains(streams, first + second)
+        assert not second[0].startswith("##")
+
+
+# --------------------------------------------------------------------------------------------
+# --ngram_masking
+
+
+@pytest.mark.parametrize("max_ngram", [2, 3, 4])
+def test_ngram_lengths_follow_one_over_n(max_ngram):
+    """The first span chosen in a long sequence of one-token words has the n drawn, with
+    P(n) = (1/n) / sum(1/k). Chi-square against that law stays below the 0.1% critical
+    value (a seeded run, the same every time), while a uniform law is far off."""
+    rng = random.Random(2024)
+    num_words = 300
+    counts = collections.Counter()
+    for _ in range(3000):
+        words = [[index] for index in range(num_words)]
+        first = next(cpd.choose_masked_spans(words, [0] * num_words, 40, max_ngram, rng))
+        if first[0][0] <= num_words - max_ngram:  # a span cut by the sequence end aside
+            counts[len(first)] += 1
+    total = sum(counts.values())
+    harmonic = sum(1 / n for n in range(1, max_ngram + 1))
+
+    def chi_square(probabilities):
+        return sum(
+            (counts[n] - total * p) ** 2 / (total * p)
+            for n, p in zip(range(1, max_ngram + 1), probabilities, strict=True))
+
+    critical = {2: 10.83, 3: 13.82, 4: 16.27}[max_ngram]  # 0.1%, max_ngram - 1 dof
+    assert set(counts) == set(range(1, max_ngram + 1))
+    assert chi_square([1 / n / harmonic for n in range(1, max_ngram + 1)]) < critical
+    assert chi_square([1 / max_ngram] * max_ngram) > 10 * critical
+
+
+def test_ngram_spans_stay_in_a_segment_fit_the_budget_and_never_overlap():
+    rng = random.Random(5)
+    for _ in range(500):
+        num_words = rng.randint(2, 40)
+        words = [[index] for index in range(num_words)]
+        segments = [0 if index < num_words // 2 else 1 for index in range(num_words)]
+        budget = rng.randint(1, 12)
+        spans = list(cpd.choose_masked_spans(words, segments, budget, 3, rng))
+        positions = [index for span in spans for word in span for index in word]
+        assert len(positions) == len(set(positions)) <= budget
+        for span in spans:
+            assert len({segments[word[0]] for word in span}) == 1
+            assert [word[0] for word in span] == list(range(span[0][0], span[0][0] + len(span)))
+
+
+def adjacent_masked_words(output, tokenizer, documents):
+    """Among masked words, the fraction whose next word in the segment is masked too."""
+    masked_words = adjacent = 0
+    for record in map(parse, read_records(output)):
+        num_masked = int(sum(record["masked_lm_weights"]))
+        masked = set(record["masked_lm_positions"][:num_masked])
+        tokens = tokenizer.convert_ids_to_tokens(unmasked_ids(record))
+        for start, end in segments_of(tokens):
+            numbers = occurrences(tokens[start:end], documents)[0]
+            starts = [start + offset for offset in range(len(numbers))
+                      if offset == 0 or numbers[offset] != numbers[offset - 1]]
+            for first, second in zip(starts, starts[1:], strict=False):
+                if first in masked:
+                    masked_words += 1
+                    adjacent += second in masked
+    return adjacent / masked_words
+
+
+def test_ngram_masking_masks_runs_of_whole_chinese_words(zh_jieba_run):
+    tmp_path, vocab_file, tokenizer, documents, unigram_output = zh_jieba_run
+    output = str(tmp_path / "ngram.tfrecord")
+    run_main(
+        input_file=ZH_CORPUS, output_file=output, vocab_file=vocab_file,
+        do_whole_word_mask=True, word_segmenter="jieba", ngram_masking=3, **ZH_FLAGS)
+    _, violations = whole_word_violations(output, tokenizer, documents)
+    assert violations == 0
+    # Mean span 1 x 6/11 + 2 x 3/11 + 3 x 2/11 = 1.64 words: far more masked neighbours.
+    with_ngrams = adjacent_masked_words(output, tokenizer, documents)
+    without = adjacent_masked_words(unigram_output, tokenizer, documents)
+    assert with_ngrams > without + 0.15
+
+
+# --------------------------------------------------------------------------------------------
+# Pre-training on the records
+
+
+@pytest.mark.slow
+def test_continued_pretraining_on_chinese_whole_word_records_raises_masked_lm_accuracy(
+        tmp_path):
+    """A tiny BERT, saved untrained, then continued from that checkpoint (--init_checkpoint)
+    on jieba whole-word records of the Chinese corpus: masked-LM accuracy on those records
+    rises from chance (about 1 / vocab size; 0.002 here) to far above it (0.48 here).
+    Seeded data and training."""
+    from helpers import read_eval_results, run_script, write_bert_config
+
+    vocab_file, tokenizer, _ = zh_setup(tmp_path)
+    write_bert_config(
+        tmp_path / "bert_config.json", len(tokenizer.vocab), hidden_size=64,
+        intermediate_size=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    data = tmp_path / "data.tfrecord"
+    seq_length, max_predictions = 64, 10
+    run_main(
+        input_file=ZH_CORPUS, output_file=data, vocab_file=vocab_file,
+        do_whole_word_mask=True, word_segmenter="jieba", max_seq_length=seq_length,
+        max_predictions_per_seq=max_predictions, dupe_factor=10, random_seed=3)
+    common = {
+        "input_file": data,
+        "bert_config_file": tmp_path / "bert_config.json",
+        "max_seq_length": seq_length,
+        "max_predictions_per_seq": max_predictions,
+        "train_batch_size": 32,
+        "eval_batch_size": 32,
+        "max_eval_steps": 10,
+        "save_checkpoints_steps": 1000,
+        "random_seed": 5,
+        "do_train": True,
+        "do_eval": True,
+    }
+    released = tmp_path / "released"
+    run_script("run_pretraining.py", dict(
+        common, output_dir=released, num_train_steps=1, learning_rate=0.0, num_warmup_steps=0))
+    before = read_eval_results(released / "eval_results.txt")
+    continued = tmp_path / "continued"
+    run_script("run_pretraining.py", dict(
+        common, output_dir=continued, init_checkpoint=released / "model.ckpt-1",
+        num_train_steps=400, learning_rate=1e-3, num_warmup_steps=40))
+    after = read_eval_results(continued / "eval_results.txt")
+    assert before["masked_lm_accuracy"] < 0.02
+    assert after["masked_lm_accuracy"] > 0.3
+    assert after["masked_lm_loss"] < before["masked_lm_loss"] - 1.0
