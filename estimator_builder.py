@@ -214,6 +214,39 @@ def define_gpu_flags() -> None:
 
 
 @dataclasses.dataclass(frozen=True)
+class HardwareSettings:
+    """Where and how an Estimator runs: the TPU or the GPU/CPU path, distribution, XLA,
+    seeding, checkpointing and length bucketing. The defaults are the flags' defaults (one
+    device, float32 graph, no TPU); scripts build it from their flags with `from_flags`."""
+
+    use_tpu: bool = False
+    tpu_name: str | None = None
+    tpu_zone: str | None = None
+    gcp_project: str | None = None
+    master: str | None = None
+    num_tpu_cores: int = 8
+    iterations_per_loop: int = 1000
+    save_checkpoints_steps: int = 1000
+    keep_checkpoint_max: int = 5
+    distribution_strategy: str = "none"
+    num_gpus: int | None = None
+    num_cpu_devices: int = 1
+    use_xla: bool = False
+    gradient_accumulation_steps: int = 1
+    random_seed: int | None = None
+    bucket_by_length: bool = True
+    bucket_boundaries: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_flags(cls, flag_values: flags.FlagValues = FLAGS) -> HardwareSettings:
+        """The settings of define_hardware_flags' and define_gpu_flags' flags."""
+        names = [field.name for field in dataclasses.fields(cls)]
+        values = {name: flag_values[name].value for name in names if name != "bucket_boundaries"}
+        values["bucket_boundaries"] = parse_bucket_boundaries(flag_values.bucket_boundaries)
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
 class RunOptions:
     """What the GPU-path flags change inside a model_fn: the model's compute type and the
     optimizer's settings. The defaults are the original's float32 AdamW."""
@@ -285,18 +318,20 @@ def _split_cpu_into_devices(count: int) -> None:
         ) from err
 
 
-def make_distribution_strategy() -> tf.distribute.Strategy | None:
+def make_distribution_strategy(settings: HardwareSettings) -> tf.distribute.Strategy | None:
     """The strategy chosen by --distribution_strategy, or None for a single device."""
-    kind = FLAGS.distribution_strategy
+    kind = settings.distribution_strategy
     if kind == "none":
         return None
-    _split_cpu_into_devices(FLAGS.num_cpu_devices)
+    _split_cpu_into_devices(settings.num_cpu_devices)
     if kind == "mirrored":
         gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
-        if FLAGS.num_gpus is not None:
-            if FLAGS.num_gpus > len(gpus):
-                raise ValueError(f"--num_gpus={FLAGS.num_gpus} but this machine has {len(gpus)}")
-            gpus = gpus[: FLAGS.num_gpus]
+        if settings.num_gpus is not None:
+            if settings.num_gpus > len(gpus):
+                raise ValueError(
+                    f"--num_gpus={settings.num_gpus} but this machine has {len(gpus)}"
+                )
+            gpus = gpus[: settings.num_gpus]
         devices = gpus or [device.name for device in tf.config.list_logical_devices("CPU")]
         return tf1.distribute.MirroredStrategy(devices=devices)
     if "TF_CONFIG" not in os.environ:
@@ -307,28 +342,28 @@ def make_distribution_strategy() -> tf.distribute.Strategy | None:
     return tf1.distribute.experimental.MultiWorkerMirroredStrategy()
 
 
-def _tpu_run_config(output_dir: str) -> tf1.estimator.tpu.RunConfig:
+def _tpu_run_config(output_dir: str, settings: HardwareSettings) -> tf1.estimator.tpu.RunConfig:
     cluster = None
-    if FLAGS.tpu_name:
+    if settings.tpu_name:
         cluster = tf.distribute.cluster_resolver.TPUClusterResolver(
-            FLAGS.tpu_name, zone=FLAGS.tpu_zone, project=FLAGS.gcp_project
+            settings.tpu_name, zone=settings.tpu_zone, project=settings.gcp_project
         )
     return tf1.estimator.tpu.RunConfig(
         cluster=cluster,
-        master=FLAGS.master,
+        master=settings.master,
         model_dir=output_dir,
-        save_checkpoints_steps=FLAGS.save_checkpoints_steps,
-        keep_checkpoint_max=FLAGS.keep_checkpoint_max,
+        save_checkpoints_steps=settings.save_checkpoints_steps,
+        keep_checkpoint_max=settings.keep_checkpoint_max,
         tpu_config=tf1.estimator.tpu.TPUConfig(
-            iterations_per_loop=FLAGS.iterations_per_loop,
-            num_shards=FLAGS.num_tpu_cores,
+            iterations_per_loop=settings.iterations_per_loop,
+            num_shards=settings.num_tpu_cores,
             per_host_input_for_training=tf1.estimator.tpu.InputPipelineConfig.PER_HOST_V2,
         ),
     )
 
 
 def _session_config(
-    strategy: tf.distribute.Strategy | None, use_xla: bool
+    strategy: tf.distribute.Strategy | None, use_xla: bool, num_cpu_devices: int
 ) -> tf1.ConfigProto | None:
     """Session settings for the GPU/CPU path.
 
@@ -341,7 +376,7 @@ def _session_config(
     config = tf1.ConfigProto(allow_soft_placement=True)
     if strategy is not None:
         config.inter_op_parallelism_threads = max(8, 2 * (os.cpu_count() or 1))
-        config.device_count["CPU"] = max(FLAGS.num_cpu_devices, 1)
+        config.device_count["CPU"] = max(num_cpu_devices, 1)
     if use_xla:
         config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
         _enable_xla_on_cpu()
@@ -434,7 +469,9 @@ class BertEstimator:
     """A TPUEstimator, or a plain Estimator with per-mode batch sizes, behind one API.
 
     `train`, `evaluate` and `predict` take input_fns of the form `input_fn(params)` that
-    read the batch size from `params["batch_size"]`, as TPUEstimator gives it.
+    read the batch size from `params["batch_size"]`, as TPUEstimator gives it. `hardware`
+    (default: one device, no TPU) says where and how it runs; scripts pass
+    `HardwareSettings.from_flags()`.
     """
 
     def __init__(
@@ -445,15 +482,17 @@ class BertEstimator:
         eval_batch_size: int = 8,
         predict_batch_size: int = 8,
         params: dict | None = None,
+        hardware: HardwareSettings | None = None,
     ):
-        self.use_tpu = FLAGS.use_tpu
+        hardware = hardware or HardwareSettings()
+        self.use_tpu = hardware.use_tpu
         self.num_replicas = 1
-        self.accumulation_steps = 1 if self.use_tpu else FLAGS.gradient_accumulation_steps
-        self.multi_worker = not self.use_tpu and FLAGS.distribution_strategy == "multi_worker"
-        self.seed = FLAGS.random_seed
+        self.accumulation_steps = 1 if self.use_tpu else hardware.gradient_accumulation_steps
+        self.multi_worker = not self.use_tpu and hardware.distribution_strategy == "multi_worker"
+        self.seed = hardware.random_seed
         # Length bucketing is for the plain Estimator only: TPUs need static shapes.
-        self.bucket_by_length = not self.use_tpu and FLAGS.bucket_by_length
-        self.bucket_boundaries = parse_bucket_boundaries(FLAGS.bucket_boundaries)
+        self.bucket_by_length = not self.use_tpu and hardware.bucket_by_length
+        self.bucket_boundaries = hardware.bucket_boundaries
         self.batch_sizes = {
             tf.estimator.ModeKeys.TRAIN: train_batch_size,
             tf.estimator.ModeKeys.EVAL: eval_batch_size,
@@ -463,21 +502,23 @@ class BertEstimator:
             self.estimator = tf1.estimator.tpu.TPUEstimator(
                 use_tpu=True,
                 model_fn=model_fn,
-                config=_tpu_run_config(output_dir),
+                config=_tpu_run_config(output_dir, hardware),
                 params=params,
                 train_batch_size=train_batch_size,
                 eval_batch_size=eval_batch_size,
                 predict_batch_size=predict_batch_size,
             )
         else:
-            strategy = make_distribution_strategy()
+            strategy = make_distribution_strategy(hardware)
             self.num_replicas = strategy.num_replicas_in_sync if strategy else 1
             config = tf.estimator.RunConfig(
                 model_dir=output_dir,
-                session_config=_session_config(strategy, FLAGS.use_xla),
-                tf_random_seed=FLAGS.random_seed,
-                save_checkpoints_steps=FLAGS.save_checkpoints_steps,
-                keep_checkpoint_max=FLAGS.keep_checkpoint_max,
+                session_config=_session_config(
+                    strategy, hardware.use_xla, hardware.num_cpu_devices
+                ),
+                tf_random_seed=hardware.random_seed,
+                save_checkpoints_steps=hardware.save_checkpoints_steps,
+                keep_checkpoint_max=hardware.keep_checkpoint_max,
                 log_step_count_steps=100,
                 train_distribute=strategy,
                 # Estimator.evaluate cannot run multi-worker; each process scores alone.

@@ -569,6 +569,7 @@ def main(_) -> None:
             model_dir,
             train_batch_size=FLAGS.batch_size,
             predict_batch_size=FLAGS.batch_size,
+            hardware=estimator_builder.HardwareSettings.from_flags(FLAGS),
         )
         input_fn = input_fn_builder(features, FLAGS.max_seq_length, FLAGS.use_tpu)
         results = estimator.predict(input_fn)

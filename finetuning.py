@@ -56,11 +56,12 @@ class LoopSettings:
     eval_every_steps: int = 0
     init_checkpoint: str | None = None
     max_seq_length: int = 128
+    hardware: estimator_builder.HardwareSettings = estimator_builder.HardwareSettings()
 
     @classmethod
     def from_flags(cls, flag_values, **overrides) -> LoopSettings:
         """The settings from estimator_builder.define_fine_tuning_flags' flags (and the
-        task's eval flags where it defines them)."""
+        task's eval flags where it defines them), hardware included."""
         settings = {
             "output_dir": flag_values.output_dir,
             "train_batch_size": flag_values.train_batch_size,
@@ -69,6 +70,7 @@ class LoopSettings:
             "warmup_proportion": flag_values.warmup_proportion,
             "init_checkpoint": flag_values.init_checkpoint,
             "max_seq_length": flag_values.max_seq_length,
+            "hardware": estimator_builder.HardwareSettings.from_flags(flag_values),
         }
         for optional in ("eval_batch_size", "eval_every_steps"):
             if optional in flag_values:
@@ -281,6 +283,7 @@ class FineTuning:
             train_batch_size=settings.train_batch_size,
             eval_batch_size=settings.eval_batch_size,
             predict_batch_size=settings.predict_batch_size,
+            hardware=settings.hardware,
         )
         self.evaluator: Evaluator | None = None
         self._last_result: dict | None = None

@@ -397,6 +397,7 @@ def main(_) -> None:
         FLAGS.output_dir,
         train_batch_size=FLAGS.train_batch_size,
         eval_batch_size=FLAGS.eval_batch_size,
+        hardware=estimator_builder.HardwareSettings.from_flags(FLAGS),
     )
     if FLAGS.do_train:
         tf1.logging.info("***** Running training *****")

@@ -7,22 +7,10 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
-import estimator_builder
 import finetuning
 
 tf1 = tf.compat.v1
-
-
-@pytest.fixture(autouse=True)
-def parsed_flags():
-    """BertEstimator reads the hardware flags (all defaults here: one CPU, float32)."""
-    if "use_tpu" not in flags.FLAGS:
-        estimator_builder.define_hardware_flags()
-        estimator_builder.define_gpu_flags()
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS(["test_finetuning"])
 
 
 def toy_model_fn(num_train_steps, num_warmup_steps, init_checkpoint=None):
