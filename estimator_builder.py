@@ -111,6 +111,19 @@ def define_fine_tuning_flags(max_seq_length: int = 128) -> None:
     define_gpu_flags()
 
 
+def model_and_tokenizer_from_flags() -> tuple[modeling.BertConfig, tokenization.Tokenizer]:
+    """--bert_config_file's config and the tokenizer of --vocab_file / --spm_model_file,
+    checked against each other and against --max_seq_length, --do_lower_case and
+    --init_checkpoint before any work (see `check_model_flags`)."""
+    tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
+    bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+    tokenizer = tokenization.create_tokenizer(
+        FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
+    )
+    check_model_flags(bert_config, tokenizer)
+    return bert_config, tokenizer
+
+
 def check_model_flags(
     bert_config: modeling.BertConfig, tokenizer: tokenization.Tokenizer | None = None
 ) -> None:

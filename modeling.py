@@ -321,6 +321,27 @@ class BertModel:
                     initializer_range=config.initializer_range,
                 )
 
+    @classmethod
+    def from_features(
+        cls,
+        config: BertConfig,
+        features: dict,
+        is_training: bool,
+        use_one_hot_embeddings: bool = False,
+        compute_type: tf.DType = tf.float32,
+    ) -> BertModel:
+        """The encoder over a batch of the scripts' features: int `input_ids`,
+        `input_mask` and `segment_ids`, each `[batch_size, seq_length]`."""
+        return cls(
+            config=config,
+            is_training=is_training,
+            input_ids=features["input_ids"],
+            input_mask=features["input_mask"],
+            token_type_ids=features["segment_ids"],
+            use_one_hot_embeddings=use_one_hot_embeddings,
+            compute_type=compute_type,
+        )
+
     def get_pooled_output(self) -> tf.Tensor:
         """Returns the pooled [CLS] representation, `[batch_size, hidden_size]`."""
         return self.pooled_output

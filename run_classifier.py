@@ -18,9 +18,7 @@ from absl import app, flags
 
 import classifier_task
 import estimator_builder
-import modeling
 import predictor
-import tokenization
 
 # Users of the original import these from run_classifier; they live in library modules now.
 from classifier_data import (  # noqa: F401
@@ -55,12 +53,7 @@ def main(_) -> None:
         raise ValueError(
             "At least one of --do_train, --do_eval, --do_predict or --export_dir must be set."
         )
-    tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
-    bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    tokenizer = tokenization.create_tokenizer(
-        FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
-    )
-    estimator_builder.check_model_flags(bert_config, tokenizer)
+    bert_config, tokenizer = estimator_builder.model_and_tokenizer_from_flags()
     run_options = estimator_builder.run_options_from_flags()
 
     def make_model_fn(num_labels, task_kind, num_train_steps, num_warmup_steps):

@@ -143,14 +143,8 @@ def model_fn_builder(
     def model_fn(features, labels, mode, params):
         del labels, params
         is_training = mode == tf.estimator.ModeKeys.TRAIN
-        model = modeling.BertModel(
-            config=bert_config,
-            is_training=is_training,
-            input_ids=features["input_ids"],
-            input_mask=features["input_mask"],
-            token_type_ids=features["segment_ids"],
-            use_one_hot_embeddings=use_tpu,
-            compute_type=run_options.compute_type,
+        model = modeling.BertModel.from_features(
+            bert_config, features, is_training, use_tpu, run_options.compute_type
         )
         label_mask = features["label_mask"]
         label_ids = features.get("label_ids", tf.zeros_like(label_mask))
@@ -331,12 +325,7 @@ def main(_) -> None:
         raise ValueError(
             "At least one of --do_train, --do_eval, --do_predict or --export_dir must be set."
         )
-    tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
-    bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    tokenizer = tokenization.create_tokenizer(
-        FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
-    )
-    estimator_builder.check_model_flags(bert_config, tokenizer)
+    bert_config, tokenizer = estimator_builder.model_and_tokenizer_from_flags()
     tokenization.require_tokens(tokenizer, tokenization.FEATURE_TOKENS, "the tagger's inputs")
     settings = NerSettings(
         scheme=ner_tags.canonical_scheme(FLAGS.tag_scheme),

@@ -235,14 +235,8 @@ def model_fn_builder(
     def model_fn(features, labels, mode, params):
         del labels, params
         is_training = mode == tf.estimator.ModeKeys.TRAIN
-        model = modeling.BertModel(
-            config=bert_config,
-            is_training=is_training,
-            input_ids=features["input_ids"],
-            input_mask=features["input_mask"],
-            token_type_ids=features["segment_ids"],
-            use_one_hot_embeddings=use_one_hot_embeddings,
-            compute_type=run_options.compute_type,
+        model = modeling.BertModel.from_features(
+            bert_config, features, is_training, use_one_hot_embeddings, run_options.compute_type
         )
         if mode == tf.estimator.ModeKeys.PREDICT:
             return encoder_spec(

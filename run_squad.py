@@ -27,7 +27,6 @@ import modeling
 import squad_evaluate
 import squad_lib
 import tfrecord_io
-import tokenization
 
 tf1 = tf.compat.v1
 FLAGS = flags.FLAGS
@@ -285,12 +284,7 @@ def check_flags() -> None:
 def main(_) -> None:
     tf1.logging.set_verbosity(tf1.logging.INFO)
     check_flags()
-    tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
-    bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    tokenizer = tokenization.create_tokenizer(
-        FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
-    )
-    estimator_builder.check_model_flags(bert_config, tokenizer)
+    bert_config, tokenizer = estimator_builder.model_and_tokenizer_from_flags()
     input_encoding = input_files.check_encoding(FLAGS.input_encoding)
     tf.io.gfile.makedirs(FLAGS.output_dir)
 
