@@ -65,10 +65,8 @@ import runpy, sys
 import estimator_builder, export
 estimator_builder.ThroughputHook.__init__.__defaults__ = ({every},)
 if {fixed_export}:
-    defaults = export.export_saved_model.__defaults__
-    if defaults != (None, None, True):
-        sys.exit("export_saved_model's defaults changed: update bench_padding.py")
-    export.export_saved_model.__defaults__ = (None, None, False)
+    dynamic_export = export.export_saved_model
+    export.export_saved_model = lambda *a, **k: dynamic_export(*a, **dict(k, dynamic_length=False))
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -171,18 +169,25 @@ def classifier_command(data_dir: str, output_dir: str, args, *extra: str) -> lis
     ]
 
 
-def run_logged(name: str, script_command: list[str], every: int, fixed_export: bool = False):
-    """Runs the script through LAUNCHER; returns (log text, wall seconds, end time)."""
+def run_logged(
+    name: str,
+    script_command: list[str],
+    every: int,
+    fixed_export: bool = False,
+    repo_root: str = REPO_ROOT,
+):
+    """Runs the script (of the checkout `repo_root`) through LAUNCHER; returns (log text,
+    wall seconds, end time)."""
     launcher = LAUNCHER.format(every=every, fixed_export=fixed_export)
     log_path = os.path.join(LOG_DIR, f"{name}.log")
     start = time.monotonic()
     with open(log_path, "w") as log:
         completed = subprocess.run(
             [sys.executable, "-c", launcher, *script_command],
-            cwd=REPO_ROOT,
+            cwd=repo_root,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=repo_root),
         )
     end = datetime.datetime.now()
     wall = time.monotonic() - start
@@ -223,9 +228,14 @@ def train_once(mode: str, data_dir: str, round_index: int, args, tag: str) -> fl
         f"--train_batch_size={args.train_batch_size}",
         f"--num_train_epochs={epochs!r}",
         f"--save_checkpoints_steps={10 * num_steps}",
-        *MODES[mode],
+        *MODES.get(mode, []),
     )
-    text, _, _ = run_logged(f"{tag}-train-{mode}-{round_index}", command, args.report_every)
+    # "baseline": the same command run by another checkout (say, before a change), which
+    # may not know the bucketing flags.
+    repo_root = args.baseline_repo if mode == "baseline" else REPO_ROOT
+    text, _, _ = run_logged(
+        f"{tag}-train-{mode}-{round_index}", command, args.report_every, repo_root=repo_root
+    )
     shutil.rmtree(output_dir, ignore_errors=True)
     return training_examples_per_sec(text, args.train_batch_size)
 
@@ -330,9 +340,12 @@ def predictor_latencies(exports: dict[str, str], args) -> dict[str, list[float]]
 # ------------------------------------------------------------------------------- main
 
 
-def alternate(rounds: int):
+def alternate(rounds: int, modes=("full", "bucketed")):
+    """Each round runs every mode once, the order rotated between rounds."""
+    modes = list(modes)
     for round_index in range(rounds):
-        yield round_index, (["full", "bucketed"] if round_index % 2 == 0 else ["bucketed", "full"])
+        shift = round_index % len(modes)
+        yield round_index, modes[shift:] + modes[:shift]
 
 
 def ratio_line(name: str, figures: dict[str, list[float]], unit: str) -> str:
@@ -361,6 +374,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num_train", type=int, default=2048)
     parser.add_argument("--num_test", type=int, default=512)
     parser.add_argument("--latency_calls", type=int, default=30)
+    parser.add_argument(
+        "--baseline_repo",
+        default=None,
+        help="With --parts=fixed: also train with this checkout's run_classifier.py (e.g. a "
+        "`git worktree add /tmp/before <commit>`), to compare fixed-length speed across "
+        "versions.",
+    )
     args = parser.parse_args(argv)
     args.parts = [part.strip() for part in args.parts.split(",") if part.strip()]
     unknown = set(args.parts) - set(PARTS)
@@ -388,8 +408,11 @@ def main() -> None:
     training_sets += [("fixed", fixed)] if "fixed" in args.parts else []
     if training_sets:
         for tag, data_dir in training_sets:
-            figures: dict[str, list[float]] = {"full": [], "bucketed": []}
-            for round_index, order in alternate(args.rounds):
+            modes = ["full", "bucketed"]
+            if tag == "fixed" and args.baseline_repo:
+                modes.append("baseline")
+            figures: dict[str, list[float]] = {mode: [] for mode in modes}
+            for round_index, order in alternate(args.rounds, modes):
                 for mode in order:
                     rate = train_once(mode, data_dir, round_index, args, tag)
                     figures[mode].append(rate)
@@ -399,6 +422,13 @@ def main() -> None:
                         flush=True,
                     )
             summary.append(ratio_line(f"training, {tag}-length data", figures, "examples/s"))
+            if "baseline" in figures:
+                baseline = statistics.median(figures["baseline"])
+                summary.append(
+                    f"training, {tag}-length data: baseline checkout {baseline:.2f} examples/s; "
+                    f"this one {statistics.median(figures['bucketed']) / baseline:.2f}x "
+                    f"(bucketed), {statistics.median(figures['full']) / baseline:.2f}x (full)"
+                )
 
     if "predict" in args.parts:
         figures = {"full": [], "bucketed": []}
