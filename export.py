@@ -2,7 +2,9 @@
 
 A SavedModel written here has two signatures over the same graph:
 - `serving_default`: int32 `input_ids`, `input_mask`, `segment_ids`, each
-  `[batch_size, max_seq_length]`, as `tokenization.py` and the task's featurization make them;
+  `[batch_size, max_seq_length]`, as `tokenization.py` and the task's featurization make them
+  (a task may add inputs and give them other shapes: multiple choice feeds
+  `[batch_size, num_choices, max_seq_length]`);
 - `examples:serving_default`: a `[batch_size]` string tensor `examples` of serialized
   `tf.train.Example`s with those three features (what the TFRecords of the scripts hold).
 The outputs are whatever the task's model_fn names in its `export_outputs` (e.g.
@@ -15,7 +17,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import tensorflow as tf
 from absl import flags
@@ -37,19 +39,38 @@ def define_export_flag() -> None:
     )
 
 
+InputShapes = Mapping[str, Sequence[int]]
+
+
+def input_shapes_of(
+    max_seq_length: int, input_names: Sequence[str], input_shapes: InputShapes | None = None
+) -> dict[str, list[int]]:
+    """The shape of one example's value of each input: `input_shapes[name]` where given,
+    else `[max_seq_length]` (multiple choice, for one, feeds `[num_choices, max_seq_length]`)."""
+    input_shapes = input_shapes or {}
+    unknown = sorted(set(input_shapes) - set(input_names))
+    if unknown:
+        raise ValueError(f"input_shapes names inputs {unknown} that are not in {input_names}")
+    return {name: list(input_shapes.get(name, [max_seq_length])) for name in input_names}
+
+
 def serving_input_receiver_fn(
-    max_seq_length: int, input_names: Sequence[str] = INPUT_NAMES
+    max_seq_length: int,
+    input_names: Sequence[str] = INPUT_NAMES,
+    input_shapes: InputShapes | None = None,
 ) -> Callable[[], object]:
     """The receiver of both signatures.
 
     The int tensors `input_names` (a task may add to the encoder's three) are the features
-    the model reads; they are computed from the serialized examples, and a client of
-    `serving_default` feeds them directly, so both ways in share one graph.
+    the model reads, each `[batch_size, *shape]` with the shape of `input_shapes_of`; they
+    are computed from the serialized examples, and a client of `serving_default` feeds them
+    directly, so both ways in share one graph.
     """
+    shapes = input_shapes_of(max_seq_length, input_names, input_shapes)
 
     def receiver():
         serialized = tf1.placeholder(tf.string, [None], name="examples")
-        spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in input_names}
+        spec = {name: tf.io.FixedLenFeature(shapes[name], tf.int64) for name in input_names}
         parsed = tf.io.parse_example(serialized, spec)
         features = {
             name: tf.identity(tf.cast(parsed[name], tf.int32), name=name) for name in input_names
@@ -71,6 +92,7 @@ def export_saved_model(
     assets_extra: dict[str, str] | None = None,
     metadata: dict | None = None,
     input_names: Sequence[str] = INPUT_NAMES,
+    input_shapes: InputShapes | None = None,
 ) -> str:
     """Writes a SavedModel of `checkpoint_path` under `export_dir_base/<timestamp>/` (the
     versioned layout TensorFlow Serving watches) and returns its path.
@@ -79,8 +101,8 @@ def export_saved_model(
     `export_outputs`. Export always builds the CPU graph, also for a TPU-trained model.
     `assets_extra` maps file names inside `assets.extra/` to files to copy there (e.g.
     `tokenizer_assets(...)`); `metadata`, when given, is written with `max_seq_length` added
-    as `assets.extra/<METADATA_FILE>`, which is what `predictor.py` reads. `input_names`:
-    see `serving_input_receiver_fn`.
+    as `assets.extra/<METADATA_FILE>`, which is what `predictor.py` reads. `input_names`,
+    `input_shapes`: see `serving_input_receiver_fn`.
     """
     estimator = tf.estimator.Estimator(estimator_builder.as_estimator_model_fn(model_fn))
     with tempfile.TemporaryDirectory() as scratch:
@@ -92,7 +114,7 @@ def export_saved_model(
             assets_extra[METADATA_FILE] = metadata_path
         path = estimator.export_saved_model(
             export_dir_base,
-            serving_input_receiver_fn(max_seq_length, input_names),
+            serving_input_receiver_fn(max_seq_length, input_names, input_shapes),
             assets_extra=assets_extra or None,
             checkpoint_path=checkpoint_path,
         )
@@ -115,6 +137,7 @@ def initialized_checkpoint(
     model_fn: estimator_builder.ModelFn,
     max_seq_length: int,
     input_names: Sequence[str] = INPUT_NAMES,
+    input_shapes: InputShapes | None = None,
 ):
     """Yields a temporary checkpoint of what `model_fn` initializes itself with (e.g. its
     --init_checkpoint), holding exactly the variables of its PREDICT graph.
@@ -125,8 +148,9 @@ def initialized_checkpoint(
     """
     with tempfile.TemporaryDirectory() as staging:
         with tf.Graph().as_default():
+            shapes = input_shapes_of(max_seq_length, input_names, input_shapes)
             inputs = {
-                name: tf1.placeholder(tf.int32, [None, max_seq_length], name=name)
+                name: tf1.placeholder(tf.int32, [None, *shapes[name]], name=name)
                 for name in input_names
             }
             model_fn(inputs, None, tf.estimator.ModeKeys.PREDICT, {})
