@@ -31,6 +31,7 @@ import tensorflow as tf
 
 import classifier_data
 import export
+import multiple_choice_data
 import ner_data
 import squad_lib
 import tokenization
@@ -83,8 +84,10 @@ class Predictor:
                 f"{sorted(self._model.signatures)}"
             )
         self._signature = self._model.signatures[signature]
+        # The last axis: `[batch, seq]` for most tasks, `[batch, choices, seq]` for
+        # multiple choice.
         self.max_seq_length = int(
-            self._signature.structured_input_signature[1]["input_ids"].shape[1]
+            self._signature.structured_input_signature[1]["input_ids"].shape[-1]
         )
 
     def run(self, features: dict[str, np.ndarray], batch_size: int = 32) -> dict[str, np.ndarray]:
@@ -363,6 +366,63 @@ class NerPredictor(Predictor):
         ):
             tags_of[sentence.document] = tags
         return tags_of
+
+
+ChoiceQuestion = tuple[str, str, Sequence[str]]
+
+
+class MultipleChoicePredictor(Predictor):
+    """A SavedModel of `run_multiple_choice.py` (`--export_dir`) picking among choices:
+
+      MultipleChoicePredictor("/tmp/mc_export").predict(
+          [("小明去了北京。", "小明去了哪里？", ["上海", "北京", "广州"])]
+      )
+      # [{"prediction": 1, "choice": "北京", "probabilities": [0.01, 0.98, 0.01]}]
+
+    Each `(context, question, choices)` is laid out as run_multiple_choice.py lays out its
+    data (a `_` in the question is a blank the option fills); an example may have fewer
+    choices than the export's `num_choices` (the rest are masked), not more.
+    """
+
+    def __init__(self, export_dir: str):
+        super().__init__(export_dir)
+        if self.metadata.get("task") != "multiple_choice":
+            raise ValueError(
+                f"{self.export_path}: its {export.METADATA_FILE} does not describe a "
+                "run_multiple_choice.py export"
+            )
+        self.num_choices = int(self.metadata["num_choices"])
+        self.max_qa_length = int(self.metadata["max_qa_length"])
+
+    def predict(self, questions: Sequence[ChoiceQuestion], batch_size: int = 32) -> list[dict]:
+        """Per question, the index (`prediction`) and text (`choice`) of the most probable
+        choice and the `probabilities` of its choices, as test_predictions.jsonl has them."""
+        examples = [
+            multiple_choice_data.checked_example(
+                multiple_choice_data.MultipleChoiceExample(
+                    str(index), context, question or "", list(choices), None, "predict"
+                ),
+                labelled=False,
+            )
+            for index, (context, question, choices) in enumerate(questions)
+        ]
+        multiple_choice_data.num_choices_of(examples, self.num_choices)
+        features = multiple_choice_data.convert_examples(
+            examples, self.num_choices, self.max_seq_length, self.max_qa_length, self.tokenizer
+        )
+        inputs = {
+            name: np.array([getattr(f, name) for f in features], np.int32).reshape(
+                [len(features), *shape]
+            )
+            for name, shape in multiple_choice_data.input_shapes(
+                self.num_choices, self.max_seq_length
+            ).items()
+        }
+        probabilities = self.run(inputs, batch_size).get("probabilities", [])
+        return [
+            multiple_choice_data.prediction_record(example, row)
+            for example, row in zip(examples, probabilities, strict=True)
+        ]
 
 
 def _checked_strings(texts: Sequence[str]) -> Sequence[str]:
