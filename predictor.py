@@ -15,7 +15,9 @@ From a shell, one text per line (`text_a<TAB>text_b` for pairs) in, one predicti
 
 A `SquadPredictor` does the same for a `run_squad.py --export_dir` model: (question,
 passage) pairs in, answers out, with run_squad's windowing and post-processing. That export
-does not ship its vocab, so pass `vocab_file` and `do_lower_case`.
+does not ship its vocab, so pass `vocab_file` and `do_lower_case`. A `NerPredictor` tags
+texts with a `run_ner.py` export, a `MultipleChoicePredictor` picks among the choices of
+`(context, question, choices)` with a `run_multiple_choice.py` export.
 """
 
 from __future__ import annotations
