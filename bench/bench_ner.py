@@ -61,8 +61,9 @@ def seconds_of(line: str) -> float | None:
 def phase_seconds(log: list[str], start_marker: str, end_marker: str) -> float:
     """Wall time between the first line holding `start_marker` and the last line holding
     `end_marker` after it, from absl's timestamps."""
-    start = next(i for i, line in enumerate(log) if start_marker in line)
-    end = max(i for i, line in enumerate(log) if end_marker in line and i > start)
+    stamped = [i for i, line in enumerate(log) if seconds_of(line) is not None]
+    start = next(i for i in stamped if start_marker in log[i])
+    end = max(i for i in stamped if end_marker in log[i] and i > start)
     stamps = [seconds_of(log[i]) for i in (start, end)]
     return stamps[1] - stamps[0]
 
