@@ -41,6 +41,21 @@ def truncate_seq_pair(tokens_a: list[str], tokens_b: list[str], max_length: int)
         longer.pop()
 
 
+def truncate_context_first(
+    tokens_a: list[str], tokens_b: list[str], max_length: int, max_b_length: int
+) -> None:
+    """Shortens the pair in place to at most `max_length` tokens, the multiple-choice way.
+
+    `tokens_b` (question and option, the option last) first keeps only its last
+    `max_b_length` tokens, so the option survives a long question; then `tokens_a` (the
+    context) loses tokens off its end until the pair fits. Only when `tokens_b` alone is
+    longer than `max_length` is it cut further, again keeping its end.
+    """
+    del tokens_b[: max(0, len(tokens_b) - max_b_length)]
+    del tokens_a[max(0, max_length - len(tokens_b)) :]
+    del tokens_b[: max(0, len(tokens_a) + len(tokens_b) - max_length)]
+
+
 def check_max_seq_length(max_seq_length: int, flag_name: str = "max_seq_length") -> None:
     """`[CLS] a [SEP]` needs three positions at least."""
     if max_seq_length < 3:
@@ -54,17 +69,23 @@ def pair_inputs(
     tokens_b: list[str] | None,
     max_seq_length: int,
     tokenizer: tokenization.Tokenizer,
+    max_b_length: int | None = None,
 ) -> EncoderInputs:
     """Truncates, lays out and pads already tokenized text(s) to `[max_seq_length]`.
 
-    A pair is cut longest-first to `max_seq_length - 3` tokens, a single sequence (or a pair
-    whose `tokens_b` is empty) to `max_seq_length - 2`. The input lists are not modified.
+    A pair is cut to `max_seq_length - 3` tokens, longest-first (`truncate_seq_pair`), or
+    with `max_b_length` context-first (`truncate_context_first`, multiple choice); a single
+    sequence (or a pair whose `tokens_b` is empty) is cut to `max_seq_length - 2`. The input
+    lists are not modified.
     """
     check_max_seq_length(max_seq_length)
     tokens_a = list(tokens_a)
     if tokens_b:
         tokens_b = list(tokens_b)
-        truncate_seq_pair(tokens_a, tokens_b, max_seq_length - 3)
+        if max_b_length is None:
+            truncate_seq_pair(tokens_a, tokens_b, max_seq_length - 3)
+        else:
+            truncate_context_first(tokens_a, tokens_b, max_seq_length - 3, max_b_length)
     else:
         tokens_a = tokens_a[: max_seq_length - 2]
     tokens = ["[CLS]", *tokens_a, "[SEP]"]

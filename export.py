@@ -2,7 +2,9 @@
 
 A SavedModel written here has two signatures over the same graph:
 - `serving_default`: int32 `input_ids`, `input_mask`, `segment_ids`, each
-  `[batch_size, max_seq_length]`, as `tokenization.py` and the task's featurization make them;
+  `[batch_size, max_seq_length]`, as `tokenization.py` and the task's featurization make them
+  (a task may add inputs and give them other shapes: multiple choice feeds
+  `[batch_size, num_choices, max_seq_length]`);
 - `examples:serving_default`: a `[batch_size]` string tensor `examples` of serialized
   `tf.train.Example`s with those three features (what the TFRecords of the scripts hold).
 The outputs are whatever the task's model_fn names in its `export_outputs` (e.g.
@@ -15,7 +17,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import tensorflow as tf
 from absl import flags
@@ -39,25 +41,45 @@ def define_export_flag() -> None:
     )
 
 
+InputShapes = Mapping[str, Sequence[int]]
+
+
+def input_shapes_of(
+    max_seq_length: int, input_names: Sequence[str], input_shapes: InputShapes | None = None
+) -> dict[str, list[int]]:
+    """The shape of one example's value of each input: `input_shapes[name]` where given,
+    else `[max_seq_length]` (multiple choice, for one, feeds `[num_choices, max_seq_length]`)."""
+    input_shapes = input_shapes or {}
+    unknown = sorted(set(input_shapes) - set(input_names))
+    if unknown:
+        raise ValueError(f"input_shapes names inputs {unknown} that are not in {input_names}")
+    return {name: list(input_shapes.get(name, [max_seq_length])) for name in input_names}
+
+
 def serving_input_receiver_fn(
     max_seq_length: int,
     input_names: Sequence[str] = INPUT_NAMES,
+    input_shapes: InputShapes | None = None,
     dynamic_length: bool = True,
 ) -> Callable[[], object]:
     """The receiver of both signatures.
 
     The int tensors `input_names` (a task may add to the encoder's three) are the features
-    the model reads; they are computed from the serialized examples, and a client of
-    `serving_default` feeds them directly, so both ways in share one graph. With
-    `dynamic_length` they are `[batch_size, None]`: a client may feed any length up to the
-    model's max_position_embeddings (a short query then costs a short forward pass), and a
-    batch of examples (written at `max_seq_length`) is cut to its longest member. Otherwise
-    they are `[batch_size, max_seq_length]`.
+    the model reads, each `[batch_size, *shape]` with the shape of `input_shapes_of`; they
+    are computed from the serialized examples, and a client of `serving_default` feeds them
+    directly, so both ways in share one graph. With `dynamic_length`, when every input is
+    one value per position (`[max_seq_length]`), they are `[batch_size, None]`: a client may
+    feed any length up to the model's max_position_embeddings (a short query then costs a
+    short forward pass), and a batch of examples (written at `max_seq_length`) is cut to its
+    longest member. Otherwise they keep their static shapes.
     """
+    shapes = input_shapes_of(max_seq_length, input_names, input_shapes)
+    per_position = all(shape == [max_seq_length] for shape in shapes.values())
+    dynamic_length = dynamic_length and per_position
 
     def receiver():
         serialized = tf1.placeholder(tf.string, [None], name="examples")
-        spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in input_names}
+        spec = {name: tf.io.FixedLenFeature(shapes[name], tf.int64) for name in input_names}
         parsed = tf.io.parse_example(serialized, spec)
         parsed = {name: tf.cast(parsed[name], tf.int32) for name in input_names}
         if dynamic_length:
@@ -88,6 +110,7 @@ def export_saved_model(
     assets_extra: dict[str, str] | None = None,
     metadata: dict | None = None,
     input_names: Sequence[str] = INPUT_NAMES,
+    input_shapes: InputShapes | None = None,
     dynamic_length: bool = True,
     tf_serving_assets: bool = True,
 ) -> str:
@@ -98,10 +121,10 @@ def export_saved_model(
     `export_outputs`. Export always builds the CPU graph, also for a TPU-trained model.
     `assets_extra` maps file names inside `assets.extra/` to files to copy there (e.g.
     `tokenizer_assets(...)`); `metadata` is written with `max_seq_length` added as
-    `assets.extra/<METADATA_FILE>`, which is what `predictor.py` reads. `input_names` and
-    `dynamic_length`: see `serving_input_receiver_fn`. `tf_serving_assets` adds TF Serving's
-    warmup requests and a batching-parameters example to `assets.extra/` (see
-    `serving_assets.py`).
+    `assets.extra/<METADATA_FILE>`, which is what `predictor.py` reads. `input_names`,
+    `input_shapes` and `dynamic_length`: see `serving_input_receiver_fn`.
+    `tf_serving_assets` adds TF Serving's warmup requests and a batching-parameters example
+    to `assets.extra/` (see `serving_assets.py`).
     """
     estimator = tf.estimator.Estimator(estimator_builder.as_estimator_model_fn(model_fn))
     with tempfile.TemporaryDirectory() as scratch:
@@ -114,11 +137,13 @@ def export_saved_model(
         assets_extra[METADATA_FILE] = metadata_path
         if tf_serving_assets:
             assets_extra.update(
-                serving_assets.write_serving_assets(scratch, input_names, max_seq_length)
+                serving_assets.write_serving_assets(
+                    scratch, input_shapes_of(max_seq_length, input_names, input_shapes)
+                )
             )
         path = estimator.export_saved_model(
             export_dir_base,
-            serving_input_receiver_fn(max_seq_length, input_names, dynamic_length),
+            serving_input_receiver_fn(max_seq_length, input_names, input_shapes, dynamic_length),
             assets_extra=assets_extra or None,
             checkpoint_path=checkpoint_path,
         )
@@ -141,6 +166,7 @@ def initialized_checkpoint(
     model_fn: estimator_builder.ModelFn,
     max_seq_length: int,
     input_names: Sequence[str] = INPUT_NAMES,
+    input_shapes: InputShapes | None = None,
 ):
     """Yields a temporary checkpoint of what `model_fn` initializes itself with (e.g. its
     --init_checkpoint), holding exactly the variables of its PREDICT graph.
@@ -151,8 +177,9 @@ def initialized_checkpoint(
     """
     with tempfile.TemporaryDirectory() as staging:
         with tf.Graph().as_default():
+            shapes = input_shapes_of(max_seq_length, input_names, input_shapes)
             inputs = {
-                name: tf1.placeholder(tf.int32, [None, max_seq_length], name=name)
+                name: tf1.placeholder(tf.int32, [None, *shapes[name]], name=name)
                 for name in input_names
             }
             model_fn(inputs, None, tf.estimator.ModeKeys.PREDICT, {})

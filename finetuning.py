@@ -349,7 +349,9 @@ class FineTuning:
         return gather_predictions(self.estimator, input_fn, num_real)
 
     def checkpoint_to_export(
-        self, input_names: Sequence[str] = export.INPUT_NAMES
+        self,
+        input_names: Sequence[str] = export.INPUT_NAMES,
+        input_shapes: export.InputShapes | None = None,
     ) -> contextlib.AbstractContextManager[str]:
         """See the module-level `checkpoint_to_export`; the best kept checkpoint first."""
         best_dir = self.evaluator.best_dir if self.evaluator is not None else None
@@ -360,6 +362,7 @@ class FineTuning:
             self.settings.max_seq_length,
             best_dir=best_dir,
             input_names=input_names,
+            input_shapes=input_shapes,
         )
 
 
@@ -371,12 +374,13 @@ def checkpoint_to_export(
     max_seq_length: int,
     best_dir: str | None = None,
     input_names: Sequence[str] = export.INPUT_NAMES,
+    input_shapes: export.InputShapes | None = None,
 ) -> Iterator[str]:
     """Yields the checkpoint an export should hold: the newest in `best_dir` (the best
     one periodic evaluation kept), else the newest in `output_dir`, else one made of the
     model_fn's graph initialized from `init_checkpoint` (the task's head, if new, keeps its
-    fresh initialization), which is deleted afterwards. `input_names`: the features the
-    model_fn reads, fed to that graph.
+    fresh initialization), which is deleted afterwards. `input_names`, `input_shapes`: the
+    features the model_fn reads, fed to that graph (see `export.input_shapes_of`).
 
     Raises:
       ValueError: there is no checkpoint at all.
@@ -389,5 +393,7 @@ def checkpoint_to_export(
         return
     if not init_checkpoint:
         raise ValueError(f"--export_dir: no checkpoint in {output_dir} and no --init_checkpoint")
-    with export.initialized_checkpoint(model_fn, max_seq_length, input_names) as initialized:
+    with export.initialized_checkpoint(
+        model_fn, max_seq_length, input_names, input_shapes
+    ) as initialized:
         yield initialized

@@ -7,7 +7,11 @@ checkpoints of the original load here and the other way round:
 - sentence classification, regression and multi-label (`classifier_head`): `output_weights`
   `[num_labels, hidden_size]` and `output_bias` `[num_labels]`, as run_classifier.py;
 - token classification (`token_classifier_head`, run_ner.py): the same two variables applied
-  at every position, and with a CRF `crf/transitions` `[num_labels, num_labels]`.
+  at every position, and with a CRF `crf/transitions` `[num_labels, num_labels]`;
+- multiple choice (`multiple_choice_head`, run_multiple_choice.py): one score per choice from
+  its sequence's pooled output, `output_weights` `[1, hidden_size]` and `output_bias` `[1]`
+  (the BERT paper's single vector; transformers' BertForMultipleChoice `classifier.weight`
+  and `classifier.bias`).
 """
 
 from __future__ import annotations
@@ -241,3 +245,66 @@ def _decode_without_crf(log_probs, label_mask, num_labels, constraints) -> tf.Te
     no_transitions = tf.zeros([num_labels, num_labels], tf.float32)
     tag_ids, _ = crf.crf_decode(log_probs, label_mask, no_transitions, constraints)
     return tag_ids
+
+
+# ------------------------------------------------------------------------ multiple choice
+
+# The score of a dummy choice (one padding an example to the run's number of choices): its
+# softmax probability underflows to exactly 0 in float32 and it never wins an argmax.
+MASKED_CHOICE_LOGIT = -1e9
+
+
+@dataclasses.dataclass
+class MultipleChoiceOutputs:
+    """What `multiple_choice_head` returns.
+
+    Attributes:
+      loss: the scalar training loss, the mean of `per_example_loss`.
+      per_example_loss: `[batch_size]`, minus the log-probability of the right choice.
+      logits: float32 `[batch_size, num_choices]`, `MASKED_CHOICE_LOGIT` at dummy choices.
+      probabilities: `[batch_size, num_choices]`, softmax over the choices (0 at dummies).
+    """
+
+    loss: tf.Tensor
+    per_example_loss: tf.Tensor
+    logits: tf.Tensor
+    probabilities: tf.Tensor
+
+
+def multiple_choice_head(
+    pooled_output: tf.Tensor,
+    choice_mask: tf.Tensor,
+    label_ids: tf.Tensor,
+    is_training: bool,
+    dropout_prob: float,
+) -> MultipleChoiceOutputs:
+    """One logit per choice (`output_weights` `[1, hidden_size]`, `output_bias` `[1]`) and
+    a softmax over the choices of each example.
+
+    Args:
+      pooled_output: float32 `[batch_size * num_choices, hidden_size]`, the pooled outputs
+        of the `[CLS] context [SEP] question option [SEP]` sequences, example by example.
+      choice_mask: int `[batch_size, num_choices]`, 1 for a real choice, 0 for a dummy.
+      label_ids: int `[batch_size]`, the index of the right choice.
+    """
+    num_choices = tf.shape(choice_mask)[1]
+    output_weights, output_bias = _output_layer(1, pooled_output.shape[-1])
+    with tf1.variable_scope("loss"):
+        if is_training:
+            pooled_output = modeling.dropout(pooled_output, dropout_prob)
+        scores = tf.nn.bias_add(
+            tf.matmul(pooled_output, output_weights, transpose_b=True), output_bias
+        )
+        scores = tf.reshape(scores, [-1, num_choices])
+        # Masked in float32, after any float16 compute: -1e9 does not fit in float16.
+        logits = tf.where(
+            tf.cast(choice_mask, tf.bool),
+            tf.cast(scores, tf.float32),
+            tf.fill(tf.shape(scores), MASKED_CHOICE_LOGIT),
+        )
+        probabilities = tf.nn.softmax(logits, axis=-1)
+        log_probs = tf.nn.log_softmax(logits, axis=-1)
+        one_hot = tf.one_hot(tf.cast(label_ids, tf.int32), depth=num_choices, dtype=tf.float32)
+        per_example_loss = -tf.reduce_sum(one_hot * log_probs, axis=-1)
+        loss = tf.reduce_mean(per_example_loss)
+    return MultipleChoiceOutputs(loss, per_example_loss, logits, probabilities)

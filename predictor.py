@@ -15,7 +15,9 @@ From a shell, one text per line (`text_a<TAB>text_b` for pairs) in, one predicti
 
 A `SquadPredictor` does the same for a `run_squad.py --export_dir` model: (question,
 passage) pairs in, answers out, with run_squad's windowing and post-processing. That export
-does not ship its vocab, so pass `vocab_file` and `do_lower_case`.
+does not ship its vocab, so pass `vocab_file` and `do_lower_case`. A `NerPredictor` tags
+texts with a `run_ner.py` export, a `MultipleChoicePredictor` picks among the choices of
+`(context, question, choices)` with a `run_multiple_choice.py` export.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import tensorflow as tf
 import classifier_data
 import encoder_inputs
 import export
+import multiple_choice_data
 import ner_data
 import pooling
 import squad_lib
@@ -88,7 +91,9 @@ class Predictor:
                 f"{sorted(self._model.signatures)}"
             )
         self._signature = self._model.signatures[signature]
-        input_length = self._signature.structured_input_signature[1]["input_ids"].shape[1]
+        # The last axis: `[batch, seq]` for most tasks, `[batch, choices, seq]` for
+        # multiple choice; None for an export that takes any length.
+        input_length = signature_sequence_length(self._signature)
         # A dynamic-length export takes any length; the length it was trained at, to which
         # texts are truncated, is in its metadata.
         self.dynamic_length = input_length is None
@@ -461,6 +466,63 @@ def signature_sequence_length(signature) -> int | None:
     or `[batch, choices, seq]`): an int for an export of fixed length, None for one that
     takes any length."""
     return signature.structured_input_signature[1]["input_ids"].shape[-1]
+
+
+ChoiceQuestion = tuple[str, str, Sequence[str]]
+
+
+class MultipleChoicePredictor(Predictor):
+    """A SavedModel of `run_multiple_choice.py` (`--export_dir`) picking among choices:
+
+      MultipleChoicePredictor("/tmp/mc_export").predict(
+          [("小明去了北京。", "小明去了哪里？", ["上海", "北京", "广州"])]
+      )
+      # [{"prediction": 1, "choice": "北京", "probabilities": [0.01, 0.98, 0.01]}]
+
+    Each `(context, question, choices)` is laid out as run_multiple_choice.py lays out its
+    data (a `_` in the question is a blank the option fills); an example may have fewer
+    choices than the export's `num_choices` (the rest are masked), not more.
+    """
+
+    def __init__(self, export_dir: str):
+        super().__init__(export_dir)
+        if self.metadata.get("task") != "multiple_choice":
+            raise ValueError(
+                f"{self.export_path}: its {export.METADATA_FILE} does not describe a "
+                "run_multiple_choice.py export"
+            )
+        self.num_choices = int(self.metadata["num_choices"])
+        self.max_qa_length = int(self.metadata["max_qa_length"])
+
+    def predict(self, questions: Sequence[ChoiceQuestion], batch_size: int = 32) -> list[dict]:
+        """Per question, the index (`prediction`) and text (`choice`) of the most probable
+        choice and the `probabilities` of its choices, as test_predictions.jsonl has them."""
+        examples = [
+            multiple_choice_data.checked_example(
+                multiple_choice_data.MultipleChoiceExample(
+                    str(index), context, question or "", list(choices), None, "predict"
+                ),
+                labelled=False,
+            )
+            for index, (context, question, choices) in enumerate(questions)
+        ]
+        multiple_choice_data.num_choices_of(examples, self.num_choices)
+        features = multiple_choice_data.convert_examples(
+            examples, self.num_choices, self.max_seq_length, self.max_qa_length, self.tokenizer
+        )
+        inputs = {
+            name: np.array([getattr(f, name) for f in features], np.int32).reshape(
+                [len(features), *shape]
+            )
+            for name, shape in multiple_choice_data.input_shapes(
+                self.num_choices, self.max_seq_length
+            ).items()
+        }
+        probabilities = self.run(inputs, batch_size).get("probabilities", [])
+        return [
+            multiple_choice_data.prediction_record(example, row)
+            for example, row in zip(examples, probabilities, strict=True)
+        ]
 
 
 def _checked_strings(texts: Sequence[str]) -> Sequence[str]:

@@ -21,7 +21,7 @@ defaults; TF Serving reads it only when given that flag.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -72,31 +72,28 @@ def prediction_log(request: bytes) -> bytes:
     return _field(6, _field(1, request))
 
 
-def warmup_inputs(
-    input_names: Sequence[str], seq_length: int, batch_size: int
-) -> dict[str, np.ndarray]:
-    """int32 `[batch_size, seq_length]` inputs every export accepts: token id 0 (in every
-    vocabulary) at the first three positions, marked real, padding after; segment 0."""
-    real = min(3, seq_length)
+def warmup_inputs(shapes: Mapping[str, Sequence[int]], batch_size: int) -> dict[str, np.ndarray]:
+    """int32 `[batch_size, *shape]` inputs every export accepts (`shapes`: one example's
+    shape per input, e.g. `[seq_length]`, or `[num_choices, seq_length]`): token id 0 (in
+    every vocabulary) at the first three positions, marked real, padding after; segment 0."""
     values = {}
-    for name in input_names:
-        array = np.zeros([batch_size, seq_length], np.int32)
+    for name, shape in shapes.items():
+        array = np.zeros([batch_size, *shape], np.int32)
         if name.endswith("_mask"):
-            array[:, :real] = 1
+            array[..., : min(3, shape[-1])] = 1
         values[name] = array
     return values
 
 
 def write_warmup_requests(
     path: str,
-    input_names: Sequence[str],
-    seq_length: int,
+    shapes: Mapping[str, Sequence[int]],
     batch_sizes: Sequence[int] = WARMUP_BATCH_SIZES,
 ) -> None:
     """Writes one PredictionLog record per batch size to `path` (a TFRecord file)."""
     with tf.io.TFRecordWriter(path) as writer:
         for batch_size in batch_sizes:
-            inputs = warmup_inputs(input_names, seq_length, batch_size)
+            inputs = warmup_inputs(shapes, batch_size)
             writer.write(prediction_log(predict_request(inputs)))
 
 
@@ -112,13 +109,12 @@ def batching_parameters(max_batch_size: int = 32, batch_timeout_micros: int = 50
     )
 
 
-def write_serving_assets(
-    directory: str, input_names: Sequence[str], seq_length: int
-) -> dict[str, str]:
-    """Writes both files into `directory`; returns the `assets_extra` entries of
-    `export.export_saved_model` that ship them (name in `assets.extra/` -> file)."""
+def write_serving_assets(directory: str, shapes: Mapping[str, Sequence[int]]) -> dict[str, str]:
+    """Writes both files into `directory` (`shapes`: one example's shape per input); returns
+    the `assets_extra` entries of `export.export_saved_model` that ship them (name in
+    `assets.extra/` -> file)."""
     warmup = os.path.join(directory, WARMUP_FILE)
-    write_warmup_requests(warmup, input_names, seq_length)
+    write_warmup_requests(warmup, shapes)
     batching = os.path.join(directory, BATCHING_FILE)
     with open(batching, "w", encoding="utf-8") as writer:
         writer.write(batching_parameters())

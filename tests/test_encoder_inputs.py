@@ -59,3 +59,33 @@ def test_a_pair_is_cut_longest_first_and_the_inputs_are_left_alone(tokenizer):
 def test_too_short_a_sequence_length_names_the_flag(tokenizer):
     with pytest.raises(ValueError, match="--max_seq_length must be at least 3"):
         encoder_inputs.text_inputs("the", None, 2, tokenizer)
+
+
+def test_truncate_context_first_keeps_the_options_end_and_cuts_the_context():
+    # b keeps its last 3 of 5 tokens; a then gets the 6 - 3 = 3 positions left.
+    tokens_a, tokens_b = list("abcdefgh"), list("vwxyz")
+    encoder_inputs.truncate_context_first(tokens_a, tokens_b, 6, max_b_length=3)
+    assert (tokens_a, tokens_b) == (list("abc"), list("xyz"))
+
+    # A short pair is left alone, a short b lets a keep more.
+    tokens_a, tokens_b = list("abc"), list("xy")
+    encoder_inputs.truncate_context_first(tokens_a, tokens_b, 6, max_b_length=3)
+    assert (tokens_a, tokens_b) == (list("abc"), list("xy"))
+    tokens_a, tokens_b = list("abcdefgh"), list("z")
+    encoder_inputs.truncate_context_first(tokens_a, tokens_b, 6, max_b_length=3)
+    assert (tokens_a, tokens_b) == (list("abcde"), list("z"))
+
+    # b longer than the whole budget: a goes, b keeps its end.
+    tokens_a, tokens_b = list("ab"), list("uvwxyz")
+    encoder_inputs.truncate_context_first(tokens_a, tokens_b, 4, max_b_length=10)
+    assert (tokens_a, tokens_b) == ([], list("wxyz"))
+
+
+def test_pair_inputs_with_max_b_length_cuts_the_context_first(tokenizer):
+    inputs = encoder_inputs.pair_inputs(
+        ["the", "cat", "sat", "the", "cat"], ["the", "cat", "sat"], 8, tokenizer, max_b_length=2
+    )
+    # 8 - 3 = 5 tokens: b keeps "cat sat", a the first 3 of its 5.
+    assert inputs.tokens == ["[CLS]", "the", "cat", "sat", "[SEP]", "cat", "sat", "[SEP]"]
+    assert inputs.segment_ids == [0, 0, 0, 0, 0, 1, 1, 1]
+    assert inputs.input_mask == [1] * 8
