@@ -770,6 +770,35 @@ def attention_layer(
     return tf.reshape(context, [batch_size, from_seq_length, width])
 
 
+def _self_attention(
+    layer_input: tf.Tensor,
+    attention_mask: tf.Tensor | None,
+    num_attention_heads: int,
+    hidden_size: int,
+    attention_probs_dropout_prob: float,
+    initializer_range: float,
+    batch_size: int | tf.Tensor,
+    seq_length: int | tf.Tensor,
+) -> tf.Tensor:
+    """Multi-headed self-attention of a layer's `[batch_size * seq_length, hidden_size]`
+    input, under the variable scope `self` (BERT's and ALBERT's checkpoints both name it so);
+    returns `[batch_size * seq_length, hidden_size]`."""
+    with tf1.variable_scope("self"):
+        return attention_layer(
+            from_tensor=layer_input,
+            to_tensor=layer_input,
+            attention_mask=attention_mask,
+            num_attention_heads=num_attention_heads,
+            size_per_head=hidden_size // num_attention_heads,
+            attention_probs_dropout_prob=attention_probs_dropout_prob,
+            initializer_range=initializer_range,
+            do_return_2d_tensor=True,
+            batch_size=batch_size,
+            from_seq_length=seq_length,
+            to_seq_length=seq_length,
+        )
+
+
 def transformer_model(
     input_tensor: tf.Tensor,
     attention_mask: tf.Tensor | None = None,
@@ -809,20 +838,16 @@ def transformer_model(
     for index in range(num_hidden_layers):
         with tf1.variable_scope(f"layer_{index}"):
             with tf1.variable_scope("attention"):
-                with tf1.variable_scope("self"):
-                    attended = attention_layer(
-                        from_tensor=layer_input,
-                        to_tensor=layer_input,
-                        attention_mask=attention_mask,
-                        num_attention_heads=num_attention_heads,
-                        size_per_head=hidden_size // num_attention_heads,
-                        attention_probs_dropout_prob=attention_probs_dropout_prob,
-                        initializer_range=initializer_range,
-                        do_return_2d_tensor=True,
-                        batch_size=batch_size,
-                        from_seq_length=seq_length,
-                        to_seq_length=seq_length,
-                    )
+                attended = _self_attention(
+                    layer_input,
+                    attention_mask,
+                    num_attention_heads,
+                    hidden_size,
+                    attention_probs_dropout_prob,
+                    initializer_range,
+                    batch_size,
+                    seq_length,
+                )
                 with tf1.variable_scope("output"):
                     attended = dense_layer(
                         attended, hidden_size, initializer_range=initializer_range
@@ -887,20 +912,16 @@ def albert_block(
       `[batch_size * seq_length, hidden_size]`.
     """
     with tf1.variable_scope("attention_1"):
-        with tf1.variable_scope("self"):
-            attended = attention_layer(
-                from_tensor=layer_input,
-                to_tensor=layer_input,
-                attention_mask=attention_mask,
-                num_attention_heads=num_attention_heads,
-                size_per_head=hidden_size // num_attention_heads,
-                attention_probs_dropout_prob=attention_probs_dropout_prob,
-                initializer_range=initializer_range,
-                do_return_2d_tensor=True,
-                batch_size=batch_size,
-                from_seq_length=seq_length,
-                to_seq_length=seq_length,
-            )
+        attended = _self_attention(
+            layer_input,
+            attention_mask,
+            num_attention_heads,
+            hidden_size,
+            attention_probs_dropout_prob,
+            initializer_range,
+            batch_size,
+            seq_length,
+        )
         with tf1.variable_scope("output"):
             attended = dense_layer(attended, hidden_size, initializer_range=initializer_range)
             attended = dropout(attended, hidden_dropout_prob)
