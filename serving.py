@@ -455,10 +455,12 @@ def _axis_limit(shape: tuple, axis: int, token_rank: int) -> tuple[str, str]:
 def pad_examples(
     examples_by_input: dict[str, list[np.ndarray]],
     example_shapes: dict[str, tuple],
+    max_seq_length: int | None = None,
 ) -> dict[str, np.ndarray]:
     """int32 `[rows, *example_shape]` per input: every example zero-padded to the export's
     fixed sizes (which none may exceed: 400 naming the limit) and, along axes of any size,
-    to the longest of the request."""
+    to the longest of the request; the token axis of a dynamic-length export may not exceed
+    its `max_seq_length` (the length it was trained at) either."""
     token_rank = max(len(shape) for shape in example_shapes.values())
     out = {}
     for name, examples in examples_by_input.items():
@@ -466,11 +468,12 @@ def pad_examples(
         target = []
         for axis, fixed in enumerate(shape):
             longest = max((example.shape[axis] for example in examples), default=0)
-            if fixed is not None and longest > fixed:
-                what, limit = _axis_limit(shape, axis, token_rank)
+            what, limit = _axis_limit(shape, axis, token_rank)
+            most = fixed if fixed is not None else max_seq_length if what == "positions" else None
+            if most is not None and longest > most:
                 raise RequestError(
                     f"{name}: an example has {longest} {what}; this export takes at most "
-                    f"{fixed} ({limit})"
+                    f"{most} ({limit})"
                 )
             target.append(max(fixed or longest, 1))
         array = np.zeros([len(examples), *target], np.int64)
@@ -492,11 +495,12 @@ def _check_example_shapes(example: dict[str, np.ndarray], where: str) -> None:
 
 
 def parse_predict_request(
-    body, example_shapes: dict[str, tuple], limits: Limits
+    body, example_shapes: dict[str, tuple], limits: Limits, max_seq_length: int | None = None
 ) -> tuple[dict[str, np.ndarray], str]:
     """A TF Serving `:predict` body as int32 inputs, and its format (`"instances"`, the
     row format, or `"inputs"`, the columnar one). `example_shapes` holds one example's
-    shape per input (`BatchingRunner.example_shapes`)."""
+    shape per input (`BatchingRunner.example_shapes`); `max_seq_length` bounds the token
+    axis where the export takes any length (see `pad_examples`)."""
     if not isinstance(body, dict):
         raise RequestError(f"the request body must be a JSON object, got {_kind(body)}")
     signature = body.get("signature_name", DEFAULT_SIGNATURE)
@@ -533,7 +537,7 @@ def parse_predict_request(
             _check_example_shapes(example, f"instances[{index}]")
             for name in input_names:
                 examples_by_input[name].append(example[name])
-        return pad_examples(examples_by_input, example_shapes), "instances"
+        return pad_examples(examples_by_input, example_shapes, max_seq_length), "instances"
     inputs = body["inputs"]
     if not isinstance(inputs, dict):
         raise RequestError(f'"inputs" must be an object of the inputs {expected}')
@@ -555,7 +559,7 @@ def parse_predict_request(
         _check_example_shapes(example, f'"inputs": row {index}')
         for name in input_names:
             examples_by_input[name].append(example[name])
-    return pad_examples(examples_by_input, example_shapes), "inputs"
+    return pad_examples(examples_by_input, example_shapes, max_seq_length), "inputs"
 
 
 def _check_names(given: dict, input_names: Sequence[str], where: str) -> None:
@@ -964,7 +968,9 @@ class Server:
         request["route"] = "/v1/models/{name}:predict"
         body = await _json_body(request)
         runner = model.runner
-        features, request_format = parse_predict_request(body, runner.example_shapes, self.limits)
+        features, request_format = parse_predict_request(
+            body, runner.example_shapes, self.limits, model.predictor.max_seq_length
+        )
         with model.admitted():
             outputs = await asyncio.wrap_future(runner.submit(features))
         return web.json_response(predict_response(outputs, request_format))

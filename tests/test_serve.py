@@ -134,6 +134,15 @@ def test_predict_bodies_are_checked_and_padded():
     features, kind = serving.parse_predict_request({"inputs": columns}, dynamic, limits)
     assert kind == "inputs"
     np.testing.assert_array_equal(features["input_mask"], [[1, 1], [1, 0]])
+    # A dynamic-length export pads to the request's longest row, up to its max_seq_length.
+    long_row = {name: [1] * 3 for name in names}
+    features, _ = serving.parse_predict_request({"instances": [long_row]}, dynamic, limits, 3)
+    assert features["segment_ids"].shape == (1, 3)
+    with pytest.raises(
+        serving.RequestError,
+        match=re.escape("has 3 positions; this export takes at most 2 (its max_seq_length)"),
+    ):
+        serving.parse_predict_request({"instances": [long_row]}, dynamic, limits, 2)
     for body, message in [
         ({"instances": [dict(rows, input_idz=[1])]}, "unknown input 'input_idz'"),
         ({"instances": [{"input_ids": [1]}]}, "missing input 'input_mask'"),
@@ -350,6 +359,9 @@ def test_bad_requests_get_400_with_a_message_naming_the_fault(server):
                 lambda s: post(s, f"{server.url}/classify", {"texts": [7]}),
                 lambda s: post(s, f"{server.url}/v1/models/nope:predict", {"instances": [rows]}),
                 lambda s: post(s, url, {"instances": [dict(rows, input_ids=[2, 10**6])]}),
+                lambda s: post(
+                    s, url, {"instances": [{name: [1] * (SEQ_LENGTH + 1) for name in rows}]}
+                ),
             ]
         )
     )
@@ -361,6 +373,8 @@ def test_bad_requests_get_400_with_a_message_naming_the_fault(server):
         (400, "texts[0]: expected a string"),
         (404, "Servable not found for request: Latest(nope)"),
         (400, "indices"),  # an id outside the vocabulary: TensorFlow's own message
+        # The export takes any length, but was trained at (and truncates texts to) 32.
+        (400, f"has {SEQ_LENGTH + 1} positions; this export takes at most {SEQ_LENGTH}"),
     ]
     for (status, body), (want_status, message) in zip(answers, expected, strict=True):
         assert status == want_status and message in body["error"], (status, body)
