@@ -3,7 +3,8 @@
 A served export is a `ServedModel`: its predictor (for the tokenizer and the task's
 post-processing) and a `BatchingRunner`, the one thread that runs the model. Every request,
 whether tensors in TensorFlow Serving's JSON or raw texts, becomes a job of `[rows, length]`
-int arrays on the runner's queue; the runner takes the first job, gathers more until
+int arrays (`[rows, choices, length]` and a `[rows, choices]` choice_mask for multiple
+choice) on the runner's queue; the runner takes the first job, gathers more until
 `max_batch_size` rows or `batch_timeout_s` has passed, pads them to one length (the longest
 member when the export takes any length, else the export's fixed length), runs them in one
 call and hands each job its own rows back. TensorFlow's eager calls release the GIL, so the
