@@ -365,9 +365,7 @@ class NerPredictor(Predictor):
         words_of = [self._words(text) for text in _checked_strings(texts)]
         tags_of = self._tags([[word for word, _, _ in words] for words in words_of], batch_size)
         return [
-            ner_data.entities_of(
-                text, [(start, end) for _, start, end in words], tags, self.scheme
-            )
+            ner_data.entities_of(text, [(start, end) for _, start, end in words], tags, self.scheme)
             for text, words, tags in zip(texts, words_of, tags_of, strict=True)
         ]
 
@@ -494,9 +492,10 @@ class MultipleChoicePredictor(Predictor):
         self.num_choices = int(self.metadata["num_choices"])
         self.max_qa_length = int(self.metadata["max_qa_length"])
 
-    def predict(self, questions: Sequence[ChoiceQuestion], batch_size: int = 32) -> list[dict]:
-        """Per question, the index (`prediction`) and text (`choice`) of the most probable
-        choice and the `probabilities` of its choices, as test_predictions.jsonl has them."""
+    def featurize(self, questions: Sequence[ChoiceQuestion]) -> tuple[list, dict[str, np.ndarray]]:
+        """The checked examples of `(context, question, choices)` and their int32 inputs:
+        `input_ids`, `input_mask`, `segment_ids` `[len(questions), num_choices,
+        max_seq_length]` and `choice_mask` `[len(questions), num_choices]`."""
         examples = [
             multiple_choice_data.checked_example(
                 multiple_choice_data.MultipleChoiceExample(
@@ -518,6 +517,12 @@ class MultipleChoicePredictor(Predictor):
                 self.num_choices, self.max_seq_length
             ).items()
         }
+        return examples, inputs
+
+    def predict(self, questions: Sequence[ChoiceQuestion], batch_size: int = 32) -> list[dict]:
+        """Per question, the index (`prediction`) and text (`choice`) of the most probable
+        choice and the `probabilities` of its choices, as test_predictions.jsonl has them."""
+        examples, inputs = self.featurize(questions)
         probabilities = self.run(inputs, batch_size).get("probabilities", [])
         return [
             multiple_choice_data.prediction_record(example, row)

@@ -3,21 +3,25 @@
   python serve.py --model=vectors=/tmp/encoder_export --model=sentiment=/tmp/classifier_export
 
 Each `--model=NAME=EXPORT_DIR` is an export of extract_features.py / run_pretraining.py
-(encoder), run_classifier.py, run_ner.py or run_squad.py (the newest version under the
-directory; its kind is read from its metadata). Routes:
+(encoder), run_classifier.py, run_ner.py, run_squad.py or run_multiple_choice.py (the newest
+version under the directory; its kind is read from its metadata). Routes:
 
   POST /v1/models/NAME:predict  TF Serving's predict: {"instances": [{"input_ids": [...],
                                 "input_mask": [...], "segment_ids": [...]}, ...]} (row
                                 format, answered {"predictions": [...]}) or {"inputs":
                                 {"input_ids": [[...], ...], ...}} (columnar, answered
                                 {"outputs": {...}}). Rows may be shorter than the export's
-                                length: they are zero-padded.
+                                length: they are zero-padded. A multiple-choice export takes
+                                per instance [choices, seq] rows and a [choices] choice_mask;
+                                fewer choices than its num_choices are padded (masked).
   GET  /v1/models/NAME          TF Serving's model status.
   GET  /v1/models/NAME/metadata the signature's inputs and outputs, and the export's settings.
   POST /encode    {"texts": ["...", ["text a", "text b"]]} -> {"vectors": [[...], ...]}
   POST /classify  {"texts": [...]} -> {"predictions": [{"label", "probabilities"}]}
   POST /tag       {"texts": [...]} -> {"entities": [[{"type", "text", "start", "end"}]]}
   POST /answer    {"questions": [{"question", "context"}]} -> {"answers": [{"text", ...}]}
+  POST /choose    {"instances": [{"context", "question", "choices": [...]}]} ->
+                  {"predictions": [{"id", "prediction", "choice", "probabilities"}]}
                   (each takes "model": NAME when several exports of its kind are served)
   GET  /healthz   {"status": "ok", "models": {...}}
   GET  /metrics   Prometheus text: requests, latency quantiles, batch sizes, queue depth.
@@ -25,9 +29,11 @@ directory; its kind is read from its metadata). Routes:
 Errors are TF Serving's `{"error": "..."}`: 400 for a request the server cannot take (bad
 JSON, unknown inputs, a limit exceeded: the message names the flag), 404 for an unknown
 model or route, 503 when the model's queue is full. Concurrent requests are batched per
-model (--max_batch_size, --batch_timeout_ms); SIGTERM or SIGINT stops accepting, answers
-everything accepted, then exits. The server binds 127.0.0.1 unless told otherwise;
---port=0 lets the system pick a free port, which is printed (and written to --port_file).
+model (--max_batch_size, --batch_timeout_ms); on an export taking any length ([batch, None]
+inputs) each batch is cut to its longest member, on a fixed-length one padded to it.
+SIGTERM or SIGINT stops accepting, answers everything accepted, then exits. The server
+binds 127.0.0.1 unless told otherwise; --port=0 lets the system pick a free port, which is
+printed (and written to --port_file).
 """
 
 from __future__ import annotations

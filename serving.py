@@ -3,7 +3,8 @@
 A served export is a `ServedModel`: its predictor (for the tokenizer and the task's
 post-processing) and a `BatchingRunner`, the one thread that runs the model. Every request,
 whether tensors in TensorFlow Serving's JSON or raw texts, becomes a job of `[rows, length]`
-int arrays on the runner's queue; the runner takes the first job, gathers more until
+int arrays (`[rows, choices, length]` and a `[rows, choices]` choice_mask for multiple
+choice) on the runner's queue; the runner takes the first job, gathers more until
 `max_batch_size` rows or `batch_timeout_s` has passed, pads them to one length (the longest
 member when the export takes any length, else the export's fixed length), runs them in one
 call and hands each job its own rows back. TensorFlow's eager calls release the GIL, so the
@@ -39,9 +40,16 @@ import export
 import predictor as predictor_lib
 
 ENCODER, CLASSIFIER, NER, SQUAD = "encoder", "classifier", "ner", "squad"
-KINDS = (ENCODER, CLASSIFIER, NER, SQUAD)
-# The raw-text route of each kind, and the JSON field holding its texts.
-TEXT_ROUTES = {ENCODER: "/encode", CLASSIFIER: "/classify", NER: "/tag", SQUAD: "/answer"}
+CHOICE = "multiple_choice"
+KINDS = (ENCODER, CLASSIFIER, NER, SQUAD, CHOICE)
+# The raw-text route of each kind.
+TEXT_ROUTES = {
+    ENCODER: "/encode",
+    CLASSIFIER: "/classify",
+    NER: "/tag",
+    SQUAD: "/answer",
+    CHOICE: "/choose",
+}
 DEFAULT_SIGNATURE = "serving_default"
 LATENCY_WINDOW = 10000
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -100,15 +108,23 @@ def fit_width(array: np.ndarray, width: int, axis: int = -1) -> np.ndarray:
 
 
 def stack_jobs(
-    jobs: Sequence[dict[str, np.ndarray]], sequence_length: int | None
+    jobs: Sequence[dict[str, np.ndarray]],
+    sequence_length: int | None,
+    token_inputs: Sequence[str] | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """One batch of the jobs' inputs (each `[rows_i, length_i]`, or `[rows_i, choices,
     length_i]`: the tokens are the last axis), padded to
     `sequence_length` when the export has a fixed one, else to the longest real length
-    among the jobs; returns it and its width."""
+    among the jobs; returns it and its width. Only the `token_inputs` (all inputs when None)
+    have a token axis: the others (multiple choice's `choice_mask`, `[rows_i, choices]`)
+    are stacked as they are."""
     width = sequence_length or max(real_length(job) for job in jobs)
+    token_inputs = set(jobs[0] if token_inputs is None else token_inputs)
     stacked = {
-        name: np.concatenate([fit_width(job[name], width) for job in jobs]) for name in jobs[0]
+        name: np.concatenate(
+            [fit_width(job[name], width) if name in token_inputs else job[name] for job in jobs]
+        )
+        for name in jobs[0]
     }
     return stacked, width
 
@@ -157,6 +173,15 @@ class BatchingRunner:
         inputs = signature.structured_input_signature[1]
         self.input_names = sorted(inputs)
         self.input_dtypes = {name: inputs[name].dtype for name in inputs}
+        # One example's shape per input (None where any size goes): `[seq]`, or multiple
+        # choice's `[num_choices, seq]` and `[num_choices]` (choice_mask).
+        self.example_shapes = {name: tuple(inputs[name].shape[1:]) for name in inputs}
+        # The inputs with a token axis (the last), those shaped like input_ids.
+        self.token_inputs = [
+            name
+            for name in self.input_names
+            if inputs[name].shape.rank == inputs["input_ids"].shape.rank
+        ]
         outputs = signature.structured_outputs
         # Outputs with a per-token axis (axis 1 of a model on [batch, tokens] inputs) of
         # unknown size: resized to each job's width.
@@ -191,7 +216,7 @@ class BatchingRunner:
         if rows == 0:
             future.set_result({key: np.zeros([0]) for key in self.output_names})
             return future
-        width = next(iter(features.values())).shape[-1]
+        width = features["input_ids"].shape[-1]
         self._queue.put(_Job(features, rows, width, future))
         return future
 
@@ -258,7 +283,7 @@ class BatchingRunner:
             job.future.set_result(result)
 
     def _run_stacked(self, jobs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        stacked, _ = stack_jobs(jobs, self.sequence_length)
+        stacked, _ = stack_jobs(jobs, self.sequence_length, self.token_inputs)
         total = len(next(iter(stacked.values())))
         parts = []
         # A single job larger than a batch (a long SQuAD passage) runs in slices.
@@ -393,54 +418,90 @@ class Metrics:
 # -------------------------------------------------------------------- TF Serving's REST API
 
 
-def _as_int_rows(value, where: str) -> list[np.ndarray]:
-    """A request's `[rows, length]` integers as one int64 array per row."""
+def _as_int_array(value, rank: int, where: str) -> np.ndarray:
+    """One example's value of an input, nested lists `rank` deep, as int64; ragged inner
+    lists (choices of different lengths) are zero-padded to the longest."""
+    if rank == 0:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RequestError(f"{where}: expected an integer, got {value!r:.80}")
+        return np.asarray(value, np.int64)
     if not isinstance(value, list):
-        raise RequestError(f"{where}: expected a list of rows of integers, got {_kind(value)}")
-    rows = []
-    for index, row in enumerate(value):
-        try:
-            array = np.asarray(row)
-        except ValueError as err:
-            raise RequestError(f"{where}[{index}]: not a list of integers ({err})") from None
-        if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
-            raise RequestError(f"{where}[{index}]: expected a list of integers, got {row!r:.80}")
-        rows.append(array.astype(np.int64))
-    return rows
+        expected = "a list of integers" if rank == 1 else f"a list nested {rank} deep"
+        raise RequestError(f"{where}: expected {expected}, got {value!r:.80}")
+    if rank == 1:
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise RequestError(f"{where}: expected a list of integers, got {value!r:.80}")
+        return np.asarray(value, np.int64).reshape([len(value)])
+    parts = [_as_int_array(v, rank - 1, f"{where}[{i}]") for i, v in enumerate(value)]
+    inner = np.max([part.shape for part in parts], axis=0) if parts else [0] * (rank - 1)
+    array = np.zeros([len(parts), *inner], np.int64)
+    for index, part in enumerate(parts):
+        array[(index, *(slice(0, size) for size in part.shape))] = part
+    return array
 
 
 def _kind(value) -> str:
     return type(value).__name__ if value is not None else "null"
 
 
-def pad_rows(
-    rows_by_input: dict[str, list[np.ndarray]], sequence_length: int | None
+def _axis_limit(shape: tuple, axis: int, token_rank: int) -> tuple[str, str]:
+    """What an example's axis is, for the 400 of a value too long along it: the last axis
+    of the inputs shaped like input_ids (rank `token_rank`) holds tokens, any other the
+    choices."""
+    if len(shape) == token_rank and axis == token_rank - 1:
+        return "positions", "its max_seq_length"
+    return "choices", "its num_choices"
+
+
+def pad_examples(
+    examples_by_input: dict[str, list[np.ndarray]],
+    example_shapes: dict[str, tuple],
+    max_seq_length: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """int32 `[rows, length]` per input: rows zero-padded to the longest row of the request
-    (or to the export's fixed `sequence_length`, which no row may exceed)."""
-    longest = max((len(row) for rows in rows_by_input.values() for row in rows), default=0)
-    if sequence_length is not None and longest > sequence_length:
-        raise RequestError(
-            f"an input has {longest} positions; this export takes at most {sequence_length} "
-            "(its max_seq_length)"
-        )
-    width = max(sequence_length or longest, 1)
+    """int32 `[rows, *example_shape]` per input: every example zero-padded to the export's
+    fixed sizes (which none may exceed: 400 naming the limit) and, along axes of any size,
+    to the longest of the request; the token axis of a dynamic-length export may not exceed
+    its `max_seq_length` (the length it was trained at) either."""
+    token_rank = max(len(shape) for shape in example_shapes.values())
     out = {}
-    for name, rows in rows_by_input.items():
-        array = np.zeros([len(rows), width], np.int64)
-        for index, row in enumerate(rows):
-            array[index, : len(row)] = row
+    for name, examples in examples_by_input.items():
+        shape = example_shapes[name]
+        target = []
+        for axis, fixed in enumerate(shape):
+            longest = max((example.shape[axis] for example in examples), default=0)
+            what, limit = _axis_limit(shape, axis, token_rank)
+            most = fixed if fixed is not None else max_seq_length if what == "positions" else None
+            if most is not None and longest > most:
+                raise RequestError(
+                    f"{name}: an example has {longest} {what}; this export takes at most "
+                    f"{most} ({limit})"
+                )
+            target.append(max(fixed or longest, 1))
+        array = np.zeros([len(examples), *target], np.int64)
+        for index, example in enumerate(examples):
+            array[(index, *(slice(0, size) for size in example.shape))] = example
         if array.size and (array.min() < -(2**31) or array.max() >= 2**31):
             raise RequestError(f"{name}: values must fit in int32")
         out[name] = array.astype(np.int32)
     return out
 
 
+def _check_example_shapes(example: dict[str, np.ndarray], where: str) -> None:
+    """The inputs of one example agree on their common leading axes (multiple choice's
+    choice_mask has one entry per choice row of input_ids)."""
+    deepest = max(example.values(), key=lambda array: array.ndim)
+    for name, array in example.items():
+        if array.shape != deepest.shape[: array.ndim]:
+            raise RequestError(f"{where}: the inputs differ in length ({name})")
+
+
 def parse_predict_request(
-    body, input_names: Sequence[str], sequence_length: int | None, limits: Limits
+    body, example_shapes: dict[str, tuple], limits: Limits, max_seq_length: int | None = None
 ) -> tuple[dict[str, np.ndarray], str]:
     """A TF Serving `:predict` body as int32 inputs, and its format (`"instances"`, the
-    row format, or `"inputs"`, the columnar one)."""
+    row format, or `"inputs"`, the columnar one). `example_shapes` holds one example's
+    shape per input (`BatchingRunner.example_shapes`); `max_seq_length` bounds the token
+    axis where the export takes any length (see `pad_examples`)."""
     if not isinstance(body, dict):
         raise RequestError(f"the request body must be a JSON object, got {_kind(body)}")
     signature = body.get("signature_name", DEFAULT_SIGNATURE)
@@ -454,45 +515,52 @@ def parse_predict_request(
         raise RequestError(f"unknown request field(s) {sorted(unknown)}")
     if ("instances" in body) == ("inputs" in body):
         raise RequestError('the request must have exactly one of "instances" or "inputs"')
+    input_names = sorted(example_shapes)
     expected = ", ".join(input_names)
+    examples_by_input: dict[str, list] = {name: [] for name in input_names}
     if "instances" in body:
         instances = body["instances"]
         if not isinstance(instances, list):
             raise RequestError(f'"instances" must be a list, got {_kind(instances)}')
         _check_count(len(instances), limits)
-        rows_by_input: dict[str, list] = {name: [] for name in input_names}
         for index, instance in enumerate(instances):
             if not isinstance(instance, dict):
                 raise RequestError(
                     f"instances[{index}]: expected an object with the inputs {expected}"
                 )
             _check_names(instance, input_names, f"instances[{index}]")
-            if (
-                len(
-                    {
-                        len(instance[name]) if isinstance(instance[name], list) else -1
-                        for name in input_names
-                    }
+            example = {
+                name: _as_int_array(
+                    instance[name], len(example_shapes[name]), f"instances[{index}].{name}"
                 )
-                != 1
-            ):
-                raise RequestError(f"instances[{index}]: the inputs differ in length")
+                for name in input_names
+            }
+            _check_example_shapes(example, f"instances[{index}]")
             for name in input_names:
-                rows_by_input[name] += _as_int_rows([instance[name]], f"instances[{index}].{name}")
-        return pad_rows(rows_by_input, sequence_length), "instances"
+                examples_by_input[name].append(example[name])
+        return pad_examples(examples_by_input, example_shapes, max_seq_length), "instances"
     inputs = body["inputs"]
     if not isinstance(inputs, dict):
         raise RequestError(f'"inputs" must be an object of the inputs {expected}')
     _check_names(inputs, input_names, '"inputs"')
-    rows_by_input = {name: _as_int_rows(inputs[name], f"inputs.{name}") for name in input_names}
-    counts = {len(rows) for rows in rows_by_input.values()}
+    for name in input_names:
+        if not isinstance(inputs[name], list):
+            raise RequestError(f"inputs.{name}: expected a list of rows, got {_kind(inputs[name])}")
+    counts = {len(inputs[name]) for name in input_names}
     if len(counts) != 1:
         raise RequestError('"inputs": the inputs have different numbers of rows')
     _check_count(counts.pop(), limits)
-    for index in range(len(rows_by_input[input_names[0]])):
-        if len({len(rows_by_input[name][index]) for name in input_names}) != 1:
-            raise RequestError(f'"inputs": row {index} differs in length between the inputs')
-    return pad_rows(rows_by_input, sequence_length), "inputs"
+    for index in range(len(inputs[input_names[0]])):
+        example = {
+            name: _as_int_array(
+                inputs[name][index], len(example_shapes[name]), f"inputs.{name}[{index}]"
+            )
+            for name in input_names
+        }
+        _check_example_shapes(example, f'"inputs": row {index}')
+        for name in input_names:
+            examples_by_input[name].append(example[name])
+    return pad_examples(examples_by_input, example_shapes, max_seq_length), "inputs"
 
 
 def _check_names(given: dict, input_names: Sequence[str], where: str) -> None:
@@ -552,6 +620,8 @@ def export_kind(metadata: dict, output_names: Sequence[str]) -> str:
     """Which predictor an export's metadata and outputs call for."""
     if metadata.get("task") == "ner":
         return NER
+    if metadata.get("task") == "multiple_choice":
+        return CHOICE
     if metadata.get("task") == "encoder" or "encodes" in output_names:
         return ENCODER
     if "labels" in metadata:
@@ -560,7 +630,8 @@ def export_kind(metadata: dict, output_names: Sequence[str]) -> str:
         return SQUAD
     raise ValueError(
         f"cannot tell what kind of export this is (metadata {sorted(metadata)}, outputs "
-        f"{sorted(output_names)}); serve.py serves encoder, classifier, NER and SQuAD exports"
+        f"{sorted(output_names)}); serve.py serves encoder, classifier, NER, SQuAD and "
+        "multiple-choice exports"
     )
 
 
@@ -576,6 +647,8 @@ def load_predictor(export_dir: str, squad_settings: dict | None = None):
         return kind, predictor_lib.EncoderPredictor(path)
     if kind == CLASSIFIER:
         return kind, predictor_lib.ClassifierPredictor(path)
+    if kind == CHOICE:
+        return kind, predictor_lib.MultipleChoicePredictor(path)
     settings = dict(squad_settings or {})
     for key in ("doc_stride", "max_query_length"):
         if key in metadata:
@@ -705,28 +778,84 @@ def answer_questions(model: ServedModel, pairs: list) -> dict:
     }
 
 
+def checked_choice_questions(body, limits: Limits, num_choices: int) -> list:
+    """`body["instances"]`: `{"context", "question", "choices"}` objects, each within the
+    text limit and with at most the export's `num_choices` choices, as
+    `MultipleChoicePredictor.predict` takes them."""
+    if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
+        raise RequestError(
+            'the request body must be a JSON object with an "instances" list of '
+            '{"context": ..., "question": ..., "choices": [...]}'
+        )
+    instances = body["instances"]
+    _check_count(len(instances), limits)
+    questions = []
+    for index, item in enumerate(instances):
+        question = item.get("question", "") if isinstance(item, dict) else None
+        choices = item.get("choices") if isinstance(item, dict) else None
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("context"), str)
+            and isinstance(question, str)
+            and isinstance(choices, list)
+            and choices
+            and all(isinstance(choice, str) for choice in choices)
+        ):
+            raise RequestError(
+                f'instances[{index}]: expected {{"context": str, "question": str, '
+                '"choices": [str, ...]}'
+            )
+        if len(choices) > num_choices:
+            raise RequestError(
+                f"instances[{index}] has {len(choices)} choices; this export takes at most "
+                f"{num_choices} (its num_choices)"
+            )
+        length = len(item["context"]) + len(question) + sum(len(choice) for choice in choices)
+        if length > limits.max_text_length:
+            raise RequestError(
+                f"instances[{index}] has {length} characters; --max_text_length is "
+                f"{limits.max_text_length}"
+            )
+        questions.append((item["context"], question, choices))
+    return questions
+
+
+def choose_answers(model: ServedModel, questions: list) -> dict:
+    return {"predictions": model.predictor.predict(questions)}
+
+
 # ---------------------------------------------------------------------------------- routes
 
 
 @dataclasses.dataclass
 class _TextRoute:
     kind: str
-    parse: Callable[[object, Limits], list]
+    # (body, limits, the model) -> the items `call` takes.
+    parse: Callable[[object, Limits, ServedModel], list]
     call: Callable[[ServedModel, list], dict]
 
 
 _TEXT_ROUTES = {
     "/encode": _TextRoute(
-        ENCODER, lambda body, limits: checked_texts(body, "texts", limits, True), encode_texts
+        ENCODER, lambda body, limits, _: checked_texts(body, "texts", limits, True), encode_texts
     ),
     "/classify": _TextRoute(
-        CLASSIFIER, lambda body, limits: checked_texts(body, "texts", limits, True), classify_texts
+        CLASSIFIER,
+        lambda body, limits, _: checked_texts(body, "texts", limits, True),
+        classify_texts,
     ),
     "/tag": _TextRoute(
-        NER, lambda body, limits: checked_texts(body, "texts", limits, False), tag_texts
+        NER, lambda body, limits, _: checked_texts(body, "texts", limits, False), tag_texts
     ),
     "/answer": _TextRoute(
-        SQUAD, lambda body, limits: checked_questions(body, limits), answer_questions
+        SQUAD, lambda body, limits, _: checked_questions(body, limits), answer_questions
+    ),
+    "/choose": _TextRoute(
+        CHOICE,
+        lambda body, limits, model: checked_choice_questions(
+            body, limits, model.predictor.num_choices
+        ),
+        choose_answers,
     ),
 }
 
@@ -806,7 +935,6 @@ class Server:
         model = self._model(request.match_info["name"])
         request["model"] = model.name
         runner = model.runner
-        length = runner.sequence_length
         return web.json_response(
             {
                 "model_spec": {"name": model.name, "signature_name": "", "version": model.version},
@@ -815,7 +943,13 @@ class Server:
                     "inputs": {
                         name: {
                             "dtype": runner.input_dtypes[name].name,
-                            "shape": [-1, -1 if length is None else length],
+                            "shape": [
+                                -1,
+                                *(
+                                    -1 if size is None else size
+                                    for size in runner.example_shapes[name]
+                                ),
+                            ],
                         }
                         for name in runner.input_names
                     },
@@ -836,7 +970,7 @@ class Server:
         body = await _json_body(request)
         runner = model.runner
         features, request_format = parse_predict_request(
-            body, runner.input_names, runner.sequence_length, self.limits
+            body, runner.example_shapes, self.limits, model.predictor.max_seq_length
         )
         with model.admitted():
             outputs = await asyncio.wrap_future(runner.submit(features))
@@ -847,7 +981,7 @@ class Server:
         body = await _json_body(request)
         model = self._model_of_kind(route.kind, body, request.path)
         request["model"] = model.name
-        items = route.parse(body, self.limits)
+        items = route.parse(body, self.limits, model)
         with model.admitted():
             result = await asyncio.get_running_loop().run_in_executor(
                 model.pool, route.call, model, items

@@ -17,6 +17,12 @@ load average.
 
     .venv/bin/python bench/bench_serve.py                         # 200 + 3200 requests
     .venv/bin/python bench/bench_serve.py --sequential=100 --concurrent=1000
+    .venv/bin/python bench/bench_serve.py --call_costs   # then the export's own per-call cost
+
+--call_costs times the export's calls at batch sizes 1 to 32 on the same sentences, each
+batch cut to its longest member (what serve.py runs on a dynamic-length export) and left at
+--max_seq_length (what a fixed-length export runs): the ceiling batching can reach is the
+ratio of the cost per example at batch 1 to that at the mean batch.
 """
 
 from __future__ import annotations
@@ -145,6 +151,41 @@ def batch_totals(metrics_url: str) -> tuple[float, float]:
     return rows, calls
 
 
+def call_costs(encoder, texts: list[str], sizes: list[int], repeats: int) -> list[dict]:
+    """The export's own cost per call and per example at each batch size, timed on the
+    signature directly (no server), on consecutive texts of the corpus, `repeats` calls per
+    size after one untimed: each batch cut to its longest member as serve.py cuts it, and
+    the same batches left at max_seq_length (what a fixed-length export costs, same load)."""
+    import tensorflow as tf
+
+    import predictor
+
+    features = encoder.featurize(texts)
+    rows = []
+    for size in sizes:
+        padded = [
+            {k: v[start : start + size] for k, v in features.items()}
+            for start in range(0, size * (repeats + 1), size)
+        ]
+        row = {"size": size}
+        for name, batches in (
+            ("cut", [predictor.cut_to_longest(b) for b in padded]),
+            ("padded", padded),
+        ):
+            # Made tensors beforehand: the timing is the model call alone.
+            batches = [{k: tf.constant(v, tf.int32) for k, v in b.items()} for b in batches]
+            encoder.signature(**batches[0])
+            started = time.monotonic()
+            for batch in batches[1:]:
+                encoder.signature(**batch)
+            seconds = (time.monotonic() - started) / repeats
+            row[f"{name}_width"] = float(np.mean([b["input_ids"].shape[1] for b in batches[1:]]))
+            row[f"{name}_ms_per_call"] = 1000 * seconds
+            row[f"{name}_ms_per_example"] = 1000 * seconds / size
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -161,6 +202,11 @@ def main() -> None:
     parser.add_argument("--max_batch_size", type=int, default=32)
     parser.add_argument("--batch_timeout_ms", type=float, default=5.0)
     parser.add_argument("--max_phase_seconds", type=float, default=300.0)
+    parser.add_argument(
+        "--call_costs",
+        action="store_true",
+        help="then time the export's own calls at batch sizes 1..32 on the same sentences",
+    )
     args = parser.parse_args()
 
     if args.model == "minilm":
@@ -218,6 +264,20 @@ def main() -> None:
             f"| {row['phase']} | {row['requests']} | {row['rps']:.1f} | {row['p50_ms']:.1f} | "
             f"{row['p99_ms']:.1f} | {row['mean_batch']:.1f} |"
         )
+    if args.call_costs:
+        costs = call_costs(encoder, texts * 40, [1, 2, 4, 8, 16, 32], 20)
+        print(f"\nload average {os.getloadavg()}")
+        print(
+            "\n| batch | width cut | ms/call cut | ms/example cut | width padded | ms/call padded "
+            "| ms/example padded |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        for row in costs:
+            print(
+                f"| {row['size']} | {row['cut_width']:.1f} | {row['cut_ms_per_call']:.1f} | "
+                f"{row['cut_ms_per_example']:.2f} | {row['padded_width']:.0f} | "
+                f"{row['padded_ms_per_call']:.1f} | {row['padded_ms_per_example']:.2f} |"
+            )
 
 
 if __name__ == "__main__":

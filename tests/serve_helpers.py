@@ -69,7 +69,8 @@ def export_tiny_models(
 ) -> dict[str, str]:
     """Random-weights exports on a tiny BERT, with their tokenizer: `vectors` an encoder
     (REDUCE_MEAN of the last layer, normalized), `sentiment` a two-label classifier, `ner`
-    a BIO tagger of PER, `qa` a SQuAD model; returns {name: export_dir} of `tasks`."""
+    a BIO tagger of PER, `qa` a SQuAD model, `choice` a multiple-choice model of 3 choices;
+    returns {name: export_dir} of `tasks`."""
     sys.path.insert(0, str(REPO_ROOT))
     sys.path.insert(0, str(REPO_ROOT / "tests"))
     import classifier_task
@@ -126,7 +127,37 @@ def export_tiny_models(
             assets_extra=assets,
             metadata={"do_lower_case": True, "doc_stride": 8, "max_query_length": 8},
         )
+    if "choice" in tasks:
+        exports["choice"] = _export_multiple_choice(root / "choice", config, seq_length, assets)
     return exports
+
+
+def _export_multiple_choice(directory: Path, config, seq_length: int, assets: dict) -> str:
+    """As run_multiple_choice.py --export_dir writes it: fixed `[batch, 3, seq_length]`."""
+    import export
+    import multiple_choice_data
+    import run_multiple_choice
+
+    num_choices = 3
+    shapes = multiple_choice_data.input_shapes(num_choices, seq_length)
+    names = multiple_choice_data.SERVING_INPUT_NAMES
+    model_fn = run_multiple_choice.model_fn_builder(config, None, 1e-4, 1, 0, False)
+    with export.initialized_checkpoint(model_fn, seq_length, names, shapes) as checkpoint:
+        return export.export_saved_model(
+            model_fn,
+            checkpoint,
+            str(directory),
+            seq_length,
+            assets_extra=assets,
+            metadata={
+                "task": run_multiple_choice.TASK,
+                "num_choices": num_choices,
+                "max_qa_length": 12,
+                "do_lower_case": True,
+            },
+            input_names=names,
+            input_shapes=shapes,
+        )
 
 
 def _export_tagger(directory: Path, config, seq_length: int, assets: dict) -> str:

@@ -124,15 +124,25 @@ def test_a_batch_is_padded_to_its_longest_member_when_the_length_is_dynamic():
 
 def test_predict_bodies_are_checked_and_padded():
     names = ["input_ids", "input_mask", "segment_ids"]
+    fixed, dynamic = dict.fromkeys(names, (4,)), dict.fromkeys(names, (None,))
     limits = serving.Limits(max_request_batch_size=2)
     rows = {"input_ids": [5, 6], "input_mask": [1, 1], "segment_ids": [0, 0]}
-    features, kind = serving.parse_predict_request({"instances": [rows]}, names, 4, limits)
+    features, kind = serving.parse_predict_request({"instances": [rows]}, fixed, limits)
     assert kind == "instances"
     np.testing.assert_array_equal(features["input_ids"], [[5, 6, 0, 0]])
     columns = {name: [value, value[:1]] for name, value in rows.items()}
-    features, kind = serving.parse_predict_request({"inputs": columns}, names, None, limits)
+    features, kind = serving.parse_predict_request({"inputs": columns}, dynamic, limits)
     assert kind == "inputs"
     np.testing.assert_array_equal(features["input_mask"], [[1, 1], [1, 0]])
+    # A dynamic-length export pads to the request's longest row, up to its max_seq_length.
+    long_row = {name: [1] * 3 for name in names}
+    features, _ = serving.parse_predict_request({"instances": [long_row]}, dynamic, limits, 3)
+    assert features["segment_ids"].shape == (1, 3)
+    with pytest.raises(
+        serving.RequestError,
+        match=re.escape("has 3 positions; this export takes at most 2 (its max_seq_length)"),
+    ):
+        serving.parse_predict_request({"instances": [long_row]}, dynamic, limits, 2)
     for body, message in [
         ({"instances": [dict(rows, input_idz=[1])]}, "unknown input 'input_idz'"),
         ({"instances": [{"input_ids": [1]}]}, "missing input 'input_mask'"),
@@ -143,11 +153,57 @@ def test_predict_bodies_are_checked_and_padded():
         ),
         ({"inputs": columns, "instances": []}, 'exactly one of "instances" or "inputs"'),
         ({"instances": [dict(rows, input_ids=["a", "b"])]}, "expected a list of integers"),
+        ({"instances": [dict(rows, input_ids=[5])]}, "the inputs differ in length"),
         ({"signature_name": "other", "instances": [rows]}, "'other' not found"),
         ([1, 2], "must be a JSON object"),
     ]:
         with pytest.raises(serving.RequestError, match=re.escape(message)):
-            serving.parse_predict_request(body, names, 4, limits)
+            serving.parse_predict_request(body, fixed, limits)
+
+
+def test_multiple_choice_bodies_are_padded_to_the_exports_choices_and_length():
+    # [num_choices, seq] rows and a [num_choices] choice_mask per example, as
+    # run_multiple_choice.py exports them (3 choices of 4 positions here).
+    shapes = {name: (3, 4) for name in ("input_ids", "input_mask", "segment_ids")}
+    shapes["choice_mask"] = (3,)
+    limits = serving.Limits(max_request_batch_size=4)
+    two_choices = {
+        "input_ids": [[5, 6, 7], [5, 8]],
+        "input_mask": [[1, 1, 1], [1, 1]],
+        "segment_ids": [[0, 0, 1], [0, 1]],
+        "choice_mask": [1, 1],
+    }
+    features, _ = serving.parse_predict_request({"instances": [two_choices]}, shapes, limits)
+    np.testing.assert_array_equal(features["input_ids"], [[[5, 6, 7, 0], [5, 8, 0, 0], [0] * 4]])
+    np.testing.assert_array_equal(features["choice_mask"], [[1, 1, 0]])
+    columns = {name: [value, value] for name, value in two_choices.items()}
+    features, kind = serving.parse_predict_request({"inputs": columns}, shapes, limits)
+    assert kind == "inputs" and features["segment_ids"].shape == (2, 3, 4)
+    np.testing.assert_array_equal(features["segment_ids"][1, 1], [0, 1, 0, 0])
+    four = {name: [*value, *value] for name, value in two_choices.items()}
+    for body, message in [
+        ({"instances": [four]}, "an example has 4 choices; this export takes at most 3"),
+        (
+            {
+                "instances": [
+                    dict(
+                        two_choices,
+                        input_ids=[[1] * 5, [1, 1]],
+                        input_mask=[[1] * 5, [1, 1]],
+                        segment_ids=[[0] * 5, [0, 0]],
+                    )
+                ]
+            },
+            "has 5 positions; this export takes at most 4 (its max_seq_length)",
+        ),
+        ({"instances": [dict(two_choices, choice_mask=[1, 1, 1])]}, "differ in length"),
+        (
+            {"instances": [dict(two_choices, input_ids=[1, 2])]},
+            "input_ids[0]: expected a list of integers",
+        ),
+    ]:
+        with pytest.raises(serving.RequestError, match=re.escape(message)):
+            serving.parse_predict_request(body, shapes, limits)
 
 
 # --------------------------------------------------------------------------- the server
@@ -158,7 +214,7 @@ def exports(tmp_path_factory):
     return export_tiny_models(
         tmp_path_factory.mktemp("serve_exports"),
         SEQ_LENGTH,
-        ("vectors", "sentiment", "ner", "qa"),
+        ("vectors", "sentiment", "ner", "qa", "choice"),
     )
 
 
@@ -170,6 +226,7 @@ def local(exports):
         "sentiment": predictor.ClassifierPredictor(exports["sentiment"]),
         "ner": predictor.NerPredictor(exports["ner"]),
         "qa": predictor.SquadPredictor(exports["qa"], doc_stride=8, max_query_length=8),
+        "choice": predictor.MultipleChoicePredictor(exports["choice"]),
     }
 
 
@@ -302,6 +359,9 @@ def test_bad_requests_get_400_with_a_message_naming_the_fault(server):
                 lambda s: post(s, f"{server.url}/classify", {"texts": [7]}),
                 lambda s: post(s, f"{server.url}/v1/models/nope:predict", {"instances": [rows]}),
                 lambda s: post(s, url, {"instances": [dict(rows, input_ids=[2, 10**6])]}),
+                lambda s: post(
+                    s, url, {"instances": [{name: [1] * (SEQ_LENGTH + 1) for name in rows}]}
+                ),
             ]
         )
     )
@@ -313,6 +373,8 @@ def test_bad_requests_get_400_with_a_message_naming_the_fault(server):
         (400, "texts[0]: expected a string"),
         (404, "Servable not found for request: Latest(nope)"),
         (400, "indices"),  # an id outside the vocabulary: TensorFlow's own message
+        # The export takes any length, but was trained at (and truncates texts to) 32.
+        (400, f"has {SEQ_LENGTH + 1} positions; this export takes at most {SEQ_LENGTH}"),
     ]
     for (status, body), (want_status, message) in zip(answers, expected, strict=True):
         assert status == want_status and message in body["error"], (status, body)
@@ -417,3 +479,152 @@ def test_sigterm_under_load_answers_every_accepted_request(exports, tmp_path):
     assert set(received) == {200}
     assert accepted == answered == len(received) >= 200
     assert len(failures) == 16  # every client ended on the closed server, none on an error
+
+
+# ------------------------------------------------------------------------ multiple choice
+
+QUESTIONS = [
+    ("小明去了北京。", "小明去了哪里？", ["上海", "北京", "广州"]),
+    ("river stone garden", "where is the _", ["river", "window"]),
+    ("a wonderful music window", "", ["music", "paper", "candle silver forest cloud"]),
+]
+
+
+def _choose_body(questions):
+    return {"instances": [{"context": c, "question": q, "choices": a} for c, q, a in questions]}
+
+
+async def _gather_posts(calls):
+    async with aiohttp.ClientSession() as session:
+        return await asyncio.gather(*(post(session, url, body) for url, body in calls))
+
+
+@pytest.mark.slow
+def test_choose_route_equals_the_multiple_choice_predictor(server, local):
+    # Sent at once: questions of different requests may share a model call, and each
+    # request must still get its own records back.
+    answers = run(
+        _gather_posts(
+            [(f"{server.url}/choose", _choose_body([question])) for question in QUESTIONS]
+            + [(f"{server.url}/choose", _choose_body(QUESTIONS))]
+        )
+    )
+    assert [status for status, _ in answers] == [200] * 4
+    expected = local["choice"].predict(QUESTIONS)
+    alone = [body["predictions"][0] for _, body in answers[:-1]]
+    together = answers[-1][1]["predictions"]
+    assert [record["id"] for record in together] == ["0", "1", "2"]
+    for records in (alone, together):
+        for record, want, (_, _, choices) in zip(records, expected, QUESTIONS, strict=True):
+            # Only the real choices: the export's third, a dummy for the second question,
+            # is left out.
+            assert len(record["probabilities"]) == len(choices)
+            np.testing.assert_allclose(
+                record["probabilities"], want["probabilities"], rtol=0, atol=1e-5
+            )
+            assert record["prediction"] == int(np.argmax(record["probabilities"]))
+            assert record["choice"] == choices[record["prediction"]]
+
+
+@pytest.mark.slow
+def test_predict_route_takes_choice_rows_and_pads_missing_choices(server, local):
+    _, features = local["choice"].featurize(QUESTIONS)
+    expected = local["choice"].run(features)
+    instances = []
+    for i, (_, _, choices) in enumerate(QUESTIONS):
+        # Each choice row cut to its own length, only the real choices sent: the server
+        # pads both back to the export's [3, 32].
+        lengths = features["input_mask"][i].sum(axis=1)
+        rows = {
+            name: [features[name][i, c, : lengths[c]].tolist() for c in range(len(choices))]
+            for name in ("input_ids", "input_mask", "segment_ids")
+        }
+        instances.append(dict(rows, choice_mask=[1] * len(choices)))
+    columns = {name: features[name].tolist() for name in features}
+    url = f"{server.url}/v1/models/choice:predict"
+    (rows_status, rows), (columns_status, cols) = run(
+        _gather_posts([(url, {"instances": instances}), (url, {"inputs": columns})])
+    )
+    assert rows_status == columns_status == 200
+    for key in ("probabilities", "logits"):
+        served = np.array([row[key] for row in rows["predictions"]])
+        np.testing.assert_allclose(served, expected[key], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(np.array(cols["outputs"][key]), expected[key], rtol=0, atol=1e-5)
+    # The second question's dummy third choice gets probability zero either way.
+    assert rows["predictions"][1]["probabilities"][2] == pytest.approx(0, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_choice_limits_answer_400_naming_the_limit(server):
+    four_choices = [("context", "question", ["a", "b", "c", "d"])]
+    long_context = [("x" * 190, "question", ["river", "stone"])]
+    rows = {name: [[2, 5]] * 4 for name in ("input_ids", "input_mask", "segment_ids")}
+    answers = run(
+        _gather_posts(
+            [
+                (f"{server.url}/choose", _choose_body(four_choices)),
+                (f"{server.url}/choose", _choose_body(long_context)),
+                (f"{server.url}/choose", {"instances": [{"context": "a", "choices": "b"}]}),
+                (f"{server.url}/choose", _choose_body(QUESTIONS[:1] * 9)),
+                (
+                    f"{server.url}/v1/models/choice:predict",
+                    {"instances": [dict(rows, choice_mask=[1] * 4)]},
+                ),
+            ]
+        )
+    )
+    expected = [
+        "instances[0] has 4 choices; this export takes at most 3 (its num_choices)",
+        "instances[0] has 208 characters; --max_text_length is 200",
+        'instances[0]: expected {"context": str, "question": str, "choices": [str, ...]}',
+        "holds 9 examples; --max_request_batch_size is 8",
+        "an example has 4 choices; this export takes at most 3 (its num_choices)",
+    ]
+    for (status, body), message in zip(answers, expected, strict=True):
+        assert status == 400 and message in body["error"], (status, body)
+
+
+# -------------------------------------------------------------------- dynamic-length exports
+
+
+class RecordingSignature:
+    """A loaded signature, called through, noting each call's `[rows, width]`."""
+
+    def __init__(self, signature):
+        self._signature = signature
+        self.structured_input_signature = signature.structured_input_signature
+        self.structured_outputs = signature.structured_outputs
+        self.calls = []
+
+    def __call__(self, **inputs):
+        self.calls.append(tuple(inputs["input_ids"].shape.as_list()))
+        return self._signature(**inputs)
+
+
+@pytest.mark.slow
+def test_a_dynamic_length_export_runs_each_batch_at_its_longest_member(exports, local):
+    encoder = local["vectors"]
+    assert encoder.signature.structured_input_signature[1]["input_ids"].shape.as_list() == [
+        None,
+        None,
+    ]
+    recording = RecordingSignature(encoder.signature)
+    runner = serving.BatchingRunner("vectors", recording, 8, 0.5, serving.Metrics())
+    # The texts featurized at the export's max_seq_length (32), as the predictor makes them,
+    # one job each, all queued before the runner starts: they make one batch.
+    features = encoder.featurize(TEXTS)
+    lengths = features["input_mask"].sum(axis=1)
+    assert features["input_ids"].shape[1] == SEQ_LENGTH > lengths.max()
+    futures = [
+        runner.submit({name: value[i : i + 1] for name, value in features.items()})
+        for i in range(len(TEXTS))
+    ]
+    runner.start()
+    results = [future.result(timeout=120)["encodes"][0] for future in futures]
+    runner.stop()
+    # One call of all six (the 0.5 s window holds them), at the longest text's length.
+    assert recording.calls == [(len(TEXTS), lengths.max())]
+    np.testing.assert_allclose(np.array(results), encoder.encode(TEXTS), rtol=0, atol=1e-5)
+    # Each text alone, at its own length, gives the same vector (padding is inert).
+    alone = [encoder.encode([text])[0] for text in TEXTS]
+    np.testing.assert_allclose(np.array(results), np.array(alone), rtol=0, atol=1e-5)
