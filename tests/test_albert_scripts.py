@@ -158,6 +158,42 @@ def test_ner_tags_chinese_with_albert(albert, tmp_path):
     assert "entity_f1" in read_eval_results(out / "eval_results.txt")
 
 
+@pytest.mark.slow
+def test_multiple_choice_runs_on_albert(albert, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = random.Random(1)
+    for split, count in (("train", 32), ("dev", 8)):
+        lines = []
+        for index in range(count):
+            choices = [" ".join(rng.choice(FILLER) for _ in range(3)) for _ in range(3)]
+            context = " ".join(rng.choice(FILLER) for _ in range(6))
+            record = {"context": context, "question": "which", "choices": choices}
+            lines.append(json.dumps(dict(record, label=index % 3)))
+        (data / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = run_script(
+        "run_multiple_choice.py",
+        dict(
+            albert,
+            task_name="jsonl",
+            data_dir=data,
+            output_dir=out,
+            do_train=True,
+            do_eval=True,
+            max_seq_length=32,
+            max_qa_length=16,
+            train_batch_size=8,
+            eval_batch_size=8,
+            num_train_epochs=1,
+        ),
+    )
+    # The ALBERT encoder is restored whole under the multiple-choice head, and trained.
+    restored_everything(result.stdout, albert["init_checkpoint"], ENCODER_VARIABLES)
+    results = read_eval_results(out / "eval_results.txt")
+    assert results["global_step"] == 4 and "eval_accuracy" in results
+
+
 def direct_albert_outputs(albert, ids, mask, segments):
     config = modeling.BertConfig.from_json_file(albert["bert_config_file"])
     with tf.Graph().as_default():
