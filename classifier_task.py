@@ -54,15 +54,7 @@ def define_flags() -> None:
         + ", ".join(sorted(classifier_data.PROCESSORS))
         + ", or 'generic' for your own files (see the --text_a_column family of flags).",
     )
-    flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
-    flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
-    flags.DEFINE_integer(
-        "eval_every_steps",
-        0,
-        "With --do_train --do_eval: score the dev set every N training steps and keep the "
-        "best checkpoint (by the task's metric) in <output_dir>/best. 0 evaluates only at "
-        "the end, as the original did.",
-    )
+    finetuning.define_evaluation_flags(best_metric="the task's metric")
     flags.DEFINE_string(
         "processor",
         None,

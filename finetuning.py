@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import tensorflow as tf
+from absl import flags
 
 import atomic_files
 import estimator_builder
@@ -41,6 +42,21 @@ EVAL_RESULTS_FILE = "eval_results.txt"
 ScoreFn = Callable[[Sequence[dict]], dict]
 # Builds the model_fn once the number of training and warm-up steps is known.
 ModelFnFactory = Callable[[int, int], estimator_builder.ModelFn]
+
+
+def define_evaluation_flags(best_metric: str) -> None:
+    """--do_eval, --eval_batch_size and --eval_every_steps, the original's first two names
+    and defaults; `best_metric` says in --eval_every_steps' help what picks the best
+    checkpoint ("the task's metric", "entity F1"...)."""
+    flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
+    flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
+    flags.DEFINE_integer(
+        "eval_every_steps",
+        0,
+        "With --do_train --do_eval: score the dev set every N training steps and keep the "
+        f"best checkpoint (by {best_metric}) in <output_dir>/{BEST_DIR_NAME}. 0 evaluates "
+        "only at the end, as the original did.",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,7 @@ checkpoints of the original load here and the other way round:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -118,32 +119,47 @@ def labels_of(features: dict, num_labels: int, task_kind: str) -> tuple[tf.Tenso
     return label_ids, tf.cast(features.get("is_real_example", 1), tf.float32)
 
 
+def task_spec(
+    mode: str,
+    loss: tf.Tensor,
+    train_op_fn: Callable[[tf.Tensor], tf.Operation],
+    eval_metrics_fn: Callable[[], tuple],
+    served: dict[str, tf.Tensor],
+    scaffold_fn: Callable | None = None,
+    extra_predictions: dict[str, tf.Tensor] | None = None,
+) -> tf1.estimator.tpu.TPUEstimatorSpec:
+    """The TPUEstimatorSpec of `mode` for a task head: TRAIN runs `train_op_fn(loss)`; EVAL
+    computes `eval_metrics_fn()`, a TPUEstimator `(metric_fn, tensors)` pair built only in
+    that mode (it may read labels a served model never gets); PREDICT returns `served`, which
+    are also the serving signature's outputs, and `extra_predictions` (labels, say)."""
+    Spec = tf1.estimator.tpu.TPUEstimatorSpec
+    if mode == tf.estimator.ModeKeys.TRAIN:
+        return Spec(mode=mode, loss=loss, train_op=train_op_fn(loss), scaffold_fn=scaffold_fn)
+    if mode == tf.estimator.ModeKeys.EVAL:
+        return Spec(mode=mode, loss=loss, eval_metrics=eval_metrics_fn(), scaffold_fn=scaffold_fn)
+    return Spec(
+        mode=mode,
+        predictions=dict(served, **(extra_predictions or {})),
+        export_outputs={"serving_default": tf.estimator.export.PredictOutput(served)},
+        scaffold_fn=scaffold_fn,
+    )
+
+
 def classifier_spec(
     mode, head_outputs, label_ids, is_real_example, task_kind, train_op_fn, scaffold_fn=None
 ):
     """The TPUEstimatorSpec of each mode from `classifier_head`'s outputs: the train op,
     the eval metrics, or the predictions (and the serving signature's outputs)."""
     total_loss, per_example_loss, logits, probabilities = head_outputs
-    Spec = tf1.estimator.tpu.TPUEstimatorSpec
-    if mode == tf.estimator.ModeKeys.TRAIN:
-        return Spec(
-            mode=mode, loss=total_loss, train_op=train_op_fn(total_loss), scaffold_fn=scaffold_fn
-        )
-    if mode == tf.estimator.ModeKeys.EVAL:
-        metric_fn = classification_metrics if task_kind == CLASSIFICATION else loss_only_metrics
-        metric_inputs = [per_example_loss, label_ids, logits, is_real_example]
-        return Spec(
-            mode=mode,
-            loss=total_loss,
-            eval_metrics=(metric_fn, metric_inputs),
-            scaffold_fn=scaffold_fn,
-        )
-    outputs = {"probabilities": probabilities, "logits": logits}
-    return Spec(
-        mode=mode,
-        predictions=dict(outputs, label_ids=label_ids),
-        export_outputs={"serving_default": tf.estimator.export.PredictOutput(outputs)},
-        scaffold_fn=scaffold_fn,
+    metric_fn = classification_metrics if task_kind == CLASSIFICATION else loss_only_metrics
+    return task_spec(
+        mode,
+        total_loss,
+        train_op_fn,
+        lambda: (metric_fn, [per_example_loss, label_ids, logits, is_real_example]),
+        {"probabilities": probabilities, "logits": logits},
+        scaffold_fn,
+        extra_predictions={"label_ids": label_ids},
     )
 
 

@@ -88,14 +88,7 @@ def define_flags() -> None:
         mc_data.DEFAULT_CHID_WINDOW_CHARS,
         "ChID: characters of the passage kept on each side of the blank.",
     )
-    flags.DEFINE_bool("do_eval", False, "Whether to score the dev set.")
-    flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
-    flags.DEFINE_integer(
-        "eval_every_steps",
-        0,
-        "With --do_train --do_eval: score the dev set every N training steps and keep the "
-        "checkpoint with the best accuracy in <output_dir>/best.",
-    )
+    finetuning.define_evaluation_flags(best_metric="accuracy")
     export.define_export_flag()
 
 
@@ -171,32 +164,27 @@ def model_fn_builder(
         outputs = create_model(
             bert_config, is_training, features, use_tpu, run_options.compute_type
         )
-        scaffold_fn = estimator_builder.restore_from_checkpoint(init_checkpoint, use_tpu)
-        Spec = tf1.estimator.tpu.TPUEstimatorSpec
-        if is_training:
-            train_op = run_options.create_train_op(
-                outputs.loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu
+        def train_op_fn(loss):
+            return run_options.create_train_op(
+                loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu
             )
-            return Spec(mode=mode, loss=outputs.loss, train_op=train_op, scaffold_fn=scaffold_fn)
-        if mode == tf.estimator.ModeKeys.EVAL:
+
+        def eval_metrics_fn():
             metric_inputs = [
                 outputs.per_example_loss,
                 features["label_ids"],
                 outputs.logits,
                 tf.cast(features["is_real_example"], tf.float32),
             ]
-            return Spec(
-                mode=mode,
-                loss=outputs.loss,
-                eval_metrics=(heads.classification_metrics, metric_inputs),
-                scaffold_fn=scaffold_fn,
-            )
-        served = {"probabilities": outputs.probabilities, "logits": outputs.logits}
-        return Spec(
-            mode=mode,
-            predictions=served,
-            export_outputs={"serving_default": tf.estimator.export.PredictOutput(served)},
-            scaffold_fn=scaffold_fn,
+            return heads.classification_metrics, metric_inputs
+
+        return heads.task_spec(
+            mode,
+            outputs.loss,
+            train_op_fn,
+            eval_metrics_fn,
+            {"probabilities": outputs.probabilities, "logits": outputs.logits},
+            estimator_builder.restore_from_checkpoint(init_checkpoint, use_tpu),
         )
 
     return model_fn

@@ -94,14 +94,7 @@ def define_flags() -> None:
         True,
         "Decode only valid tag sequences (no I-X after O in BIO), with or without --use_crf.",
     )
-    flags.DEFINE_bool("do_eval", False, "Whether to score the dev set.")
-    flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
-    flags.DEFINE_integer(
-        "eval_every_steps",
-        0,
-        "With --do_train --do_eval: score the dev set every N training steps and keep the "
-        "checkpoint with the best entity F1 in <output_dir>/best.",
-    )
+    finetuning.define_evaluation_flags(best_metric="entity F1")
     export.define_export_flag()
 
 
@@ -158,29 +151,24 @@ def model_fn_builder(
             use_crf=settings.use_crf,
             constraints=constraints,
         )
-        scaffold_fn = estimator_builder.restore_from_checkpoint(init_checkpoint, use_tpu)
-        Spec = tf1.estimator.tpu.TPUEstimatorSpec
-        if is_training:
-            train_op = run_options.create_train_op(
-                outputs.loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu
+        def train_op_fn(loss):
+            return run_options.create_train_op(
+                loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu
             )
-            return Spec(mode=mode, loss=outputs.loss, train_op=train_op, scaffold_fn=scaffold_fn)
-        if mode == tf.estimator.ModeKeys.EVAL:
+
+        def eval_metrics_fn():
             # The entity scores and token accuracy need whole sentences: score_fn_for
             # computes them from a predict pass.
             is_real = tf.cast(features["is_real_example"], tf.float32)
-            return Spec(
-                mode=mode,
-                loss=outputs.loss,
-                eval_metrics=(loss_metric, [outputs.per_example_loss, is_real]),
-                scaffold_fn=scaffold_fn,
-            )
-        served = {"tag_ids": outputs.tag_ids, "probabilities": outputs.probabilities}
-        return Spec(
-            mode=mode,
-            predictions=served,
-            export_outputs={"serving_default": tf.estimator.export.PredictOutput(served)},
-            scaffold_fn=scaffold_fn,
+            return loss_metric, [outputs.per_example_loss, is_real]
+
+        return heads.task_spec(
+            mode,
+            outputs.loss,
+            train_op_fn,
+            eval_metrics_fn,
+            {"tag_ids": outputs.tag_ids, "probabilities": outputs.probabilities},
+            estimator_builder.restore_from_checkpoint(init_checkpoint, use_tpu),
         )
 
     return model_fn
