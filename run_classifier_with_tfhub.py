@@ -178,6 +178,7 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
+    estimator_builder.show_shared_flags_in_help()
     for name in ("data_dir", "bert_hub_module_handle", "output_dir"):
         flags.mark_flag_as_required(name)
     app.run(main)

@@ -352,6 +352,7 @@ def export_model(loop: finetuning.FineTuning, num_choices: int, settings: Choice
 
 if __name__ == "__main__":
     define_flags()
+    estimator_builder.show_shared_flags_in_help()
     for name in ("task_name", "bert_config_file", "output_dir"):
         flags.mark_flag_as_required(name)
     app.run(main)

@@ -430,6 +430,7 @@ def export_tagger(loop: finetuning.FineTuning, label_list, settings: NerSettings
 
 if __name__ == "__main__":
     define_flags()
+    estimator_builder.show_shared_flags_in_help()
     for name in ("data_dir", "bert_config_file", "output_dir"):
         flags.mark_flag_as_required(name)
     app.run(main)

@@ -416,6 +416,7 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
+    estimator_builder.show_shared_flags_in_help()
     flags.mark_flag_as_required("bert_config_file")
     flags.mark_flag_as_required("output_dir")
     app.run(main)

@@ -194,9 +194,7 @@ def test_english_tagger_learns_entities_and_export_and_predictor_agree(tmp_path)
             words = [w for w, _ in pairs[entity["start_word"] : entity["end_word"]]]
             assert entity["text"] == " ".join(words)
     found = {(e["type"], e["start_word"], e["end_word"]) for r in entities for e in r["entities"]}
-    gold = {
-        span for pairs in splits["test"] for span in entities_of_pairs(pairs)
-    }
+    gold = {span for pairs in splits["test"] for span in entities_of_pairs(pairs)}
     assert len(found & gold) >= 0.9 * len(gold)
 
     # The SavedModel gives the Estimator's tags on the same windows...
@@ -280,14 +278,18 @@ def test_chinese_character_data_runs_end_to_end(tmp_path):
     for record, pairs in zip(entities, splits["test"], strict=True):
         assert record["text"] == "".join(word for word, _ in pairs)
 
-    shown = subprocess.run(
-        [sys.executable, "predictor.py", f"--export_dir={exported}"],
-        input="张三在北京工作\n\n李四去了上海\n",
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).parent.parent,
-    ).stdout.strip().splitlines()
+    shown = (
+        subprocess.run(
+            [sys.executable, "predictor.py", f"--export_dir={exported}"],
+            input="张三在北京工作\n\n李四去了上海\n",
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent.parent,
+        )
+        .stdout.strip()
+        .splitlines()
+    )
     answers = [json.loads(line) for line in shown]
     assert [a["text"] for a in answers] == ["张三在北京工作", "李四去了上海"]
     first = {(e["type"], e["text"], e["start"], e["end"]) for e in answers[0]["entities"]}
@@ -319,3 +321,23 @@ def test_a_tag_outside_the_given_labels_is_named(tmp_path):
         expect_failure=True,
     )
     assert f"{data / 'train.txt'}:2: tag 'B-LOC' is not in the label list" in result.stdout
+
+
+def test_help_lists_the_shared_flags_the_script_uses():
+    shown = subprocess.run(
+        [sys.executable, "run_ner.py", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    ).stdout
+    for flag in (
+        "--vocab_file",
+        "--train_batch_size",
+        "--eval_every_steps",
+        "--input_encoding",
+        "--export_dir",
+        "--[no]bucket_by_length",
+        "--tag_scheme",
+    ):
+        assert f"  {flag}:" in shown, flag
+    assert "--logtostderr" not in shown  # absl's own flags stay in --helpfull
