@@ -36,10 +36,19 @@ def remove_quietly(path: str) -> None:
             tf.io.gfile.remove(path)
 
 
+def make_parent_directory(path: str) -> None:
+    """Creates the directory `path` is to be written in, as `mkdir -p` would."""
+    directory = os.path.dirname(path)
+    if directory:
+        tf.io.gfile.makedirs(directory)
+
+
 @contextlib.contextmanager
 def writing(path: str) -> Iterator[str]:
     """Yields a temporary path to write `path`'s content to; renames it to `path` when the
-    block ends normally, deletes it when the block raises (the old `path` stays as it was)."""
+    block ends normally, deletes it when the block raises (the old `path` stays as it was).
+    A missing directory of `path` is created."""
+    make_parent_directory(path)
     temporary = temporary_path_for(path)
     try:
         yield temporary

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -491,11 +490,6 @@ def check_output_flags() -> None:
         )
     if (FLAGS.output_file or FLAGS.pooled_output_file) and not FLAGS.input_file:
         raise ValueError("--input_file is required to write --output_file/--pooled_output_file")
-    for name in ("output_file", "pooled_output_file"):
-        path = FLAGS[name].value
-        directory = os.path.dirname(path or "") or "."
-        if path and "://" not in path and not os.path.isdir(directory):
-            raise FileNotFoundError(f"--{name}={path}: directory {directory} does not exist")
 
 
 def main(_) -> None:

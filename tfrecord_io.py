@@ -8,7 +8,6 @@ file that a later training job would happily read.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 
 import tensorflow as tf
@@ -27,16 +26,6 @@ def create_float_feature(values: Iterable[float]) -> tf.train.Feature:
     return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
 
 
-def _require_local_directory(path: str) -> None:
-    """Fails before any work when the directory of a local output path does not exist."""
-    if "://" in path:
-        # Object stores have no real directories; the write itself reports problems there.
-        return
-    directory = os.path.dirname(path) or "."
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"Output directory {directory!r} of {path!r} does not exist.")
-
-
 class RoundRobinRecordWriter:
     """Writes serialized records to `output_files` in turn: record i goes to file i % len(files).
 
@@ -51,7 +40,7 @@ class RoundRobinRecordWriter:
         if len(set(output_files)) != len(output_files):
             raise ValueError(f"Output files are listed more than once: {list(output_files)}")
         for path in output_files:
-            _require_local_directory(path)
+            atomic_files.make_parent_directory(path)
         self.output_files = list(output_files)
         self.num_written = 0
         self._temp_paths = [atomic_files.temporary_path_for(path) for path in self.output_files]

@@ -63,3 +63,10 @@ def test_new_local_directory_refuses_to_overwrite_unless_asked(tmp_path):
         (tmp_path / work_dir / "model.txt").write_text("converted")
     assert os.listdir(out) == ["model.txt"]
     assert os.listdir(tmp_path) == ["out"]
+
+
+def test_writing_creates_a_missing_directory(tmp_path):
+    target = tmp_path / "results" / "run 1" / "eval_results.txt"
+    atomic_files.write_text(str(target), "global_step = 3\n")
+    assert target.read_text() == "global_step = 3\n"
+    assert os.listdir(target.parent) == ["eval_results.txt"]

@@ -527,14 +527,12 @@ def test_smallest_sequence_length_works(corpus):
         assert record["segment_ids"] == [0, 0, 0, 1, 1]
 
 
-def test_missing_output_directory_is_reported_before_any_work(corpus):
+def test_a_missing_output_directory_is_created(corpus):
     input_file, vocab_file, output_dir = corpus
-    with pytest.raises(FileNotFoundError, match="no-such-dir"):
-        run_main(
-            input_file=input_file,
-            vocab_file=vocab_file,
-            output_file=output_dir / "no-such-dir" / "out.tfrecord",
-        )
+    output_file = output_dir / "new" / "dir" / "out.tfrecord"
+    run_main(input_file=input_file, vocab_file=vocab_file, output_file=output_file)
+    assert sum(1 for _ in tf.data.TFRecordDataset(str(output_file))) > 0
+    assert os.listdir(output_file.parent) == ["out.tfrecord"]
 
 
 def test_undecodable_corpus_stops_naming_file_line_and_flag(tmp_path, corpus):

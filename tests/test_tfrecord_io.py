@@ -109,9 +109,11 @@ def test_zero_records_give_empty_files(tmp_path):
     assert path.read_bytes() == b""
 
 
-def test_missing_directory_is_reported_up_front(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing-dir"):
-        tfrecord_io.RoundRobinRecordWriter([str(tmp_path / "missing-dir" / "out.tfrecord")])
+def test_a_missing_output_directory_is_created(tmp_path):
+    target = tmp_path / "out" / "data" / "train.tfrecord"
+    with tfrecord_io.RoundRobinRecordWriter([str(target)]) as writer:
+        writer.write(b"record")
+    assert [r.numpy() for r in tf.data.TFRecordDataset(str(target))] == [b"record"]
 
 
 def test_bad_output_lists_are_rejected(tmp_path):
