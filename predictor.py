@@ -14,8 +14,8 @@ From a shell, one text per line (`text_a<TAB>text_b` for pairs) in, one predicti
   python predictor.py --export_dir=/tmp/exported < texts.txt
 
 A `SquadPredictor` does the same for a `run_squad.py --export_dir` model: (question,
-passage) pairs in, answers out, with run_squad's windowing and post-processing. That export
-does not ship its vocab, so pass `vocab_file` and `do_lower_case`. A `NerPredictor` tags
+passage) pairs in, answers out, with run_squad's windowing and post-processing, its vocab
+and its windowing settings read from the export. A `NerPredictor` tags
 texts with a `run_ner.py` export, a `MultipleChoicePredictor` picks among the choices of
 `(context, question, choices)` with a `run_multiple_choice.py` export.
 """
@@ -249,8 +249,9 @@ class SquadAnswer:
 class SquadPredictor(Predictor):
     """A SavedModel of `run_squad.py` (`--export_dir`, outputs `start_logits` and
     `end_logits`) answering questions over passages with run_squad's own windowing and
-    post-processing; the settings default to run_squad.py's flags and must match the ones
-    it was trained and evaluated with."""
+    post-processing. `doc_stride` and `max_query_length` default to the values the export
+    recorded (run_squad.py's flags when it was exported); the post-processing settings to
+    run_squad.py's defaults."""
 
     def __init__(
         self,
@@ -258,8 +259,8 @@ class SquadPredictor(Predictor):
         vocab_file: str | None = None,
         spm_model_file: str | None = None,
         do_lower_case: bool | None = None,
-        doc_stride: int = 128,
-        max_query_length: int = 64,
+        doc_stride: int | None = None,
+        max_query_length: int | None = None,
         n_best_size: int = 20,
         max_answer_length: int = 30,
         version_2_with_negative: bool = False,
@@ -271,8 +272,10 @@ class SquadPredictor(Predictor):
             spm_model_file=spm_model_file,
             do_lower_case=do_lower_case,
         )
-        self.doc_stride = doc_stride
-        self.max_query_length = max_query_length
+        # Unset: the values run_squad.py recorded in the export (its flags' defaults for an
+        # export that records none).
+        self.doc_stride = int(doc_stride or self.metadata.get("doc_stride", 128))
+        self.max_query_length = int(max_query_length or self.metadata.get("max_query_length", 64))
         self.n_best_size = n_best_size
         self.max_answer_length = max_answer_length
         self.version_2_with_negative = version_2_with_negative

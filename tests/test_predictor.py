@@ -260,13 +260,10 @@ def test_squad_predictor_gives_run_squads_answers(tmp_path):
     expected_answers = json.loads((out / "predictions.json").read_text())
     expected_nbest = json.loads((out / "nbest_predictions.json").read_text())
 
-    squad = predictor.SquadPredictor(
-        str(out / "exported"),
-        vocab_file=str(tmp_path / "vocab.txt"),
-        do_lower_case=True,
-        doc_stride=SQUAD_SETTINGS["doc_stride"],
-        max_query_length=SQUAD_SETTINGS["max_query_length"],
-    )
+    # The vocab, casing and windowing settings all come from the export.
+    squad = predictor.SquadPredictor(str(out / "exported"))
+    assert squad.doc_stride == SQUAD_SETTINGS["doc_stride"] != 128
+    assert squad.max_query_length == SQUAD_SETTINGS["max_query_length"] != 64
     pairs = [(q, passage) for passage, questions in PASSAGES for q, _ in questions]
     answers = squad.answer(pairs, batch_size=3)
     ids = [f"{i}-{j}" for i, (_, questions) in enumerate(PASSAGES) for j in range(len(questions))]
