@@ -174,6 +174,9 @@ class Evaluator:
       main_metric: the key of the result that picks the best checkpoint.
       score_fn: metrics computed from the predictions of the real examples (F1, MCC,
         entity F1...); None when the Estimator's metrics are all there is.
+      keep_best: copy the best checkpoint to `best_dir`; worth its disk (a checkpoint with
+        its optimizer slots is three times the model) only when evaluation runs during
+        training, where the best is not the last.
     """
 
     def __init__(
@@ -184,6 +187,7 @@ class Evaluator:
         output_dir: str,
         main_metric: str,
         score_fn: ScoreFn | None = None,
+        keep_best: bool = True,
     ):
         self.estimator = estimator
         self.input_fn = input_fn
@@ -191,6 +195,7 @@ class Evaluator:
         self.output_dir = output_dir
         self.main_metric = main_metric
         self.score_fn = score_fn
+        self.keep_best = keep_best
         self.best_dir = os.path.join(output_dir, BEST_DIR_NAME)
         self.best_value = self._recorded_best()
 
@@ -209,7 +214,8 @@ class Evaluator:
                 f"The metric {self.main_metric!r} that picks the best checkpoint is not among "
                 f"the evaluation's results {sorted(result)}"
             )
-        self._keep_if_best(result, checkpoint)
+        if self.keep_best:
+            self._keep_if_best(result, checkpoint)
         return result
 
     def _write_summaries(self, result: dict) -> None:
@@ -311,9 +317,16 @@ class FineTuning:
         main_metric: str,
         score_fn: ScoreFn | None = None,
     ) -> Evaluator:
-        """Makes `evaluate` (and periodic evaluation while training) score this dev set."""
+        """Makes `evaluate` (and periodic evaluation while training) score this dev set;
+        with `eval_every_steps` the best checkpoint is kept in `<output_dir>/best`."""
         self.evaluator = Evaluator(
-            self.estimator, input_fn, num_real, self.settings.output_dir, main_metric, score_fn
+            self.estimator,
+            input_fn,
+            num_real,
+            self.settings.output_dir,
+            main_metric,
+            score_fn,
+            keep_best=self.settings.eval_every_steps > 0,
         )
         return self.evaluator
 

@@ -2,6 +2,7 @@
 without padding, and the checkpoint an export takes. The model is a one-variable toy: what is
 under test is the loop around it."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -176,6 +177,14 @@ def test_the_export_takes_the_best_else_the_last_else_the_initial_checkpoint(tmp
     with loop.checkpoint_to_export() as checkpoint:
         assert checkpoint == tf.train.latest_checkpoint(str(run_dir))
 
+    # Evaluating at the end alone keeps no copy (the best is the last one)...
+    loop.set_dev_set(dataset_input_fn(8, repeat=False), 4, "score", scripted_scores([1.0]))
+    loop.evaluate()
+    assert not (run_dir / "best").exists()
+
+    # ... evaluating during training does, and the export takes it.
+    periodic = dataclasses.replace(settings, eval_every_steps=1)
+    loop = finetuning.FineTuning(periodic, model_fn_from_init, num_train_examples=4)
     loop.set_dev_set(dataset_input_fn(8, repeat=False), 4, "score", scripted_scores([1.0]))
     loop.evaluate()
     with loop.checkpoint_to_export() as checkpoint:
