@@ -23,6 +23,8 @@ skipped everywhere; an empty text field is allowed.
 
 from __future__ import annotations
 
+import run_logging
+
 import csv
 import dataclasses
 import importlib
@@ -1072,13 +1074,16 @@ def _log_example(
     segment_ids: list[int],
     label_id: int | float | list[int],
 ) -> None:
-    tf.logging.info("*** Example ***")
-    tf.logging.info("guid: %s", example.guid)
-    tf.logging.info("tokens: %s", " ".join(tokens))
-    tf.logging.info("input_ids: %s", " ".join(map(str, input_ids)))
-    tf.logging.info("input_mask: %s", " ".join(map(str, input_mask)))
-    tf.logging.info("segment_ids: %s", " ".join(map(str, segment_ids)))
-    tf.logging.info("label: %s (id = %s)", example.label, label_id)
+    # The original logs five examples of every split; the first of the run is shown, the
+    # others need --verbosity=1.
+    level = run_logging.first_time_level("classifier example")
+    tf.logging.log(level, "*** Example ***")
+    tf.logging.log(level, "guid: %s", example.guid)
+    tf.logging.log(level, "tokens: %s", " ".join(tokens))
+    tf.logging.log(level, "input_ids: %s", " ".join(map(str, input_ids)))
+    tf.logging.log(level, "input_mask: %s", " ".join(map(str, input_mask)))
+    tf.logging.log(level, "segment_ids: %s", " ".join(map(str, segment_ids)))
+    tf.logging.log(level, "label: %s (id = %s)", example.label, label_id)
 
 
 def check_labels(
@@ -1104,8 +1109,6 @@ def convert_examples_to_features(
     """`convert_single_example` over a list, in order."""
     features = []
     for ex_index, example in enumerate(examples):
-        if ex_index % 10000 == 0:
-            tf.logging.info("Writing example %d of %d", ex_index, len(examples))
         features.append(
             convert_single_example(
                 ex_index, example, label_list, max_seq_length, tokenizer, task_kind
@@ -1150,15 +1153,16 @@ def file_based_convert_examples_to_features(
     so a run that fails on a bad example leaves no half-written cache behind. Returns the
     number of records written.
     """
+    progress = run_logging.Progress("Features", total=len(examples))
     with tfrecord_io.RoundRobinRecordWriter([output_file]) as writer:
         for ex_index, example in enumerate(examples):
-            if ex_index % 10000 == 0:
-                tf.logging.info("Writing example %d of %d", ex_index, len(examples))
             features = convert_single_example(
                 ex_index, example, label_list, max_seq_length, tokenizer, task_kind
             )
             writer.write(features_to_tf_example(features, task_kind).SerializeToString())
-        return writer.num_written
+            progress.update()
+    progress.done(output_file)
+    return writer.num_written
 
 
 def feature_spec(

@@ -486,9 +486,11 @@ def run(
             loop.predict(predict_input_fn, len(predict_examples))
         )
         output_dir = loop_settings.output_dir
-        write_test_results(os.path.join(output_dir, "test_results.tsv"), probabilities)
+        results_path = os.path.join(output_dir, "test_results.tsv")
+        readable_path = os.path.join(output_dir, "test_predictions.tsv")
+        write_test_results(results_path, probabilities)
         write_readable_predictions(
-            os.path.join(output_dir, "test_predictions.tsv"),
+            readable_path,
             predict_examples,
             predicted_labels(
                 probabilities,
@@ -497,6 +499,12 @@ def run(
                 settings.multi_label_threshold,
                 settings.label_separator,
             ),
+        )
+        tf1.logging.info(
+            "Predictions of %d examples written to %s and %s",
+            len(predict_examples),
+            results_path,
+            readable_path,
         )
 
 

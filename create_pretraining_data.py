@@ -22,6 +22,8 @@ in the vocab, so comparing or replacing ids gives the same result as the origina
 while a sentence costs one shared small int per token instead of one string per token.
 """
 
+import run_logging
+
 import collections
 import concurrent.futures
 import dataclasses
@@ -1076,6 +1078,7 @@ def main(argv: Sequence[str], flag_values: flags.FlagValues = FLAGS) -> None:
     """Runs the script with the parsed `flag_values` (those of `define_flags`)."""
     del argv
     logging.set_verbosity(logging.INFO)
+    run_logging.configure()
     config = flag_values
     _require_flags(config, "input_file", "output_file")
     if not config.vocab_file and not config.spm_model_file:

@@ -11,6 +11,8 @@ wrapper that gives each mode its own batch size.
 
 from __future__ import annotations
 
+import run_logging
+
 import dataclasses
 import os
 import sys
@@ -110,6 +112,24 @@ def define_fine_tuning_flags(max_seq_length: int = 128) -> None:
     )
     define_hardware_flags()
     define_gpu_flags()
+    define_run_output_flags()
+
+
+def define_run_output_flags() -> None:
+    """--log_every_steps and --overwrite_output_dir, for every script that trains."""
+    flags.DEFINE_integer(
+        "log_every_steps",
+        0,
+        "Log step, loss, speed and ETA every N training steps (and write the summaries "
+        "TensorBoard shows). 0: about 20 lines a run, at least one every 100 steps.",
+    )
+    flags.DEFINE_bool(
+        "overwrite_output_dir",
+        False,
+        "Start afresh: delete the checkpoints, TensorBoard events, cached features and "
+        "best/ of an earlier run in --output_dir first (other files are left alone). "
+        "Without it a run resumes from the last checkpoint in --output_dir.",
+    )
 
 
 def model_and_tokenizer_from_flags() -> tuple[modeling.BertConfig, tokenization.Tokenizer]:
@@ -122,7 +142,29 @@ def model_and_tokenizer_from_flags() -> tuple[modeling.BertConfig, tokenization.
         FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
     )
     check_model_flags(bert_config, tokenizer)
+    tf1.logging.info(
+        "Model: %s (%s), tokenizer: %s, %s",
+        describe_model(bert_config),
+        FLAGS.bert_config_file,
+        FLAGS.spm_model_file or FLAGS.vocab_file,
+        f"from {FLAGS.init_checkpoint}" if FLAGS.init_checkpoint else "random initialization",
+    )
     return bert_config, tokenizer
+
+
+def describe_model(config: modeling.BertConfig) -> str:
+    """`BERT, 12 layers, hidden 768, 12 heads, vocab 30522` (ALBERT: with its embedding
+    size and groups)."""
+    text = (
+        f"{'ALBERT' if config.is_albert() else 'BERT'}, {config.num_hidden_layers} layers, "
+        f"hidden {config.hidden_size}, {config.num_attention_heads} heads, "
+        f"vocab {config.vocab_size}"
+    )
+    if config.is_albert():
+        embedding_size = getattr(config, "embedding_size", config.hidden_size)
+        groups = getattr(config, "num_hidden_groups", 1)
+        text += f", embedding {embedding_size}, {groups} layer group(s)"
+    return text
 
 
 # Library modules that define flags the scripts share.
@@ -273,6 +315,28 @@ class HardwareSettings:
     bucket_by_length: bool = True
     bucket_boundaries: tuple[int, ...] | None = None
 
+    def describe(self) -> str:
+        """Where the run computes, in a few words: `TPU grpc://... (8 cores)`, `one
+        device (CPU)`, `MirroredStrategy over 2 GPUs, XLA`..."""
+        if self.use_tpu:
+            return f"TPU {self.tpu_name or self.master or ''} ({self.num_tpu_cores} cores)"
+        if self.distribution_strategy == "mirrored":
+            devices = f"{self.num_gpus} GPUs" if self.num_gpus else "every GPU"
+            if self.num_cpu_devices > 1:
+                devices = f"{self.num_cpu_devices} logical CPU devices"
+            text = f"MirroredStrategy over {devices}"
+        elif self.distribution_strategy == "multi_worker":
+            text = "MultiWorkerMirroredStrategy over the TF_CONFIG cluster"
+        else:
+            text = "one device (" + ("GPU" if _machine_has_gpu() else "CPU") + ")"
+        if self.use_xla:
+            text += ", XLA"
+        if self.bucket_by_length:
+            text += ", batches grouped by length"
+        if self.random_seed is not None:
+            text += f", seed {self.random_seed}"
+        return text
+
     @classmethod
     def from_flags(cls, flag_values: flags.FlagValues = FLAGS) -> HardwareSettings:
         """The settings of define_hardware_flags' and define_gpu_flags' flags."""
@@ -310,6 +374,16 @@ class RunOptions:
             **self.optimizer_kwargs(),
         )
 
+    def describe(self) -> str:
+        """`float16 with dynamic loss scaling, optimizer lamb, 4 micro-batches a step`."""
+        text = self.compute_type.name
+        if self.loss_scaling:
+            text += " with dynamic loss scaling"
+        text += f", optimizer {self.optimizer_name}"
+        if self.gradient_accumulation_steps > 1:
+            text += f", {self.gradient_accumulation_steps} micro-batches a step"
+        return text
+
     def optimizer_kwargs(self) -> dict:
         """Keyword arguments for `optimization.create_optimizer`."""
         kwargs = {"optimizer_name": self.optimizer_name}
@@ -331,12 +405,24 @@ def run_options_from_flags() -> RunOptions:
         raise ValueError("--gradient_accumulation_steps is for the GPU/CPU path, not --use_tpu")
     if FLAGS.use_tpu and FLAGS.precision == "float16":
         raise ValueError("TPUs compute in bfloat16: use --precision=bfloat16 with --use_tpu")
-    return RunOptions(
+    options = RunOptions(
         compute_type=tf.as_dtype(FLAGS.precision),
         optimizer_name=FLAGS.optimizer,
         gradient_accumulation_steps=FLAGS.gradient_accumulation_steps,
         loss_scaling=FLAGS.precision == "float16",
     )
+    tf1.logging.info("Compute: %s", options.describe())
+    if FLAGS.precision == "float16" and not FLAGS.use_tpu and not _machine_has_gpu():
+        tf1.logging.warning(
+            "--precision=float16 without a GPU: CPUs have no fast float16 kernels, and a "
+            "run takes many times longer than in float32 (17x in one measurement); use "
+            "--precision=float32 (or bfloat16 on a CPU that has it) here"
+        )
+    return options
+
+
+def _machine_has_gpu() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def _split_cpu_into_devices(count: int) -> None:
@@ -519,8 +605,10 @@ class BertEstimator:
         predict_batch_size: int = 8,
         params: dict | None = None,
         hardware: HardwareSettings | None = None,
+        log_every_steps: int = 100,
     ):
         hardware = hardware or HardwareSettings()
+        self.log_every_steps = log_every_steps
         self.use_tpu = hardware.use_tpu
         self.num_replicas = 1
         self.accumulation_steps = 1 if self.use_tpu else hardware.gradient_accumulation_steps
@@ -555,7 +643,10 @@ class BertEstimator:
                 tf_random_seed=hardware.random_seed,
                 save_checkpoints_steps=hardware.save_checkpoints_steps,
                 keep_checkpoint_max=hardware.keep_checkpoint_max,
-                log_step_count_steps=100,
+                # TrainingProgressHook logs loss and speed; TensorFlow's own hooks for
+                # them would print a second, less useful line at each step logged.
+                log_step_count_steps=None,
+                save_summary_steps=log_every_steps,
                 train_distribute=strategy,
                 # Estimator.evaluate cannot run multi-worker; each process scores alone.
                 eval_distribute=None if self.multi_worker else strategy,
@@ -610,14 +701,30 @@ class BertEstimator:
             )
         return global_batch // parts
 
-    def train(self, input_fn: InputFn, max_steps: int, hooks: Iterable | None = None) -> None:
-        """Trains until the global step reaches `max_steps` (resuming from `output_dir`)."""
+    def train(
+        self,
+        input_fn: InputFn,
+        max_steps: int,
+        hooks: Iterable | None = None,
+        total_steps: int | None = None,
+    ) -> None:
+        """Trains until the global step reaches `max_steps` (resuming from `output_dir`).
+        `total_steps`: the last step of the whole run, for the progress lines' percent and
+        ETA when training goes in stretches (default `max_steps`)."""
+        total_steps = total_steps or max_steps
         hooks = list(hooks or [])
         train_input_fn = self._input_fn_for(input_fn, tf.estimator.ModeKeys.TRAIN)
         if self.use_tpu:
             self.estimator.train(train_input_fn, max_steps=max_steps, hooks=hooks)
             return
-        hooks.append(ThroughputHook(self.batch_sizes[tf.estimator.ModeKeys.TRAIN], self.model_dir))
+        hooks.append(
+            TrainingProgressHook(
+                self.batch_sizes[tf.estimator.ModeKeys.TRAIN],
+                self.model_dir,
+                total_steps,
+                self.log_every_steps,
+            )
+        )
         if not self.multi_worker:
             self.estimator.train(train_input_fn, max_steps=max_steps, hooks=hooks)
             return
@@ -655,45 +762,145 @@ class BertEstimator:
         return self.estimator.model_dir
 
 
-class ThroughputHook(tf1.train.SessionRunHook):
-    """Logs optimizer steps/s and examples/s, and writes both to TensorBoard
-    (`throughput/steps_per_sec`, `throughput/examples_per_sec`)."""
+# What a run leaves in --output_dir that a fresh start must not find (see
+# --overwrite_output_dir); anything else there is the user's and stays.
+_RUN_STATE_PATTERNS = (
+    "checkpoint",
+    "model.ckpt-*",
+    "graph.pbtxt",
+    "events.out.tfevents.*",
+    "*.tf_record",
+    "*.tf_record.fingerprint",
+    "eval",
+    "best",
+)
 
-    def __init__(self, global_batch_size: int, model_dir: str, every_n_steps: int = 100):
+
+def clear_previous_run(output_dir: str) -> int:
+    """Deletes the checkpoints, event files, cached features, `eval/` and `best/` of an
+    earlier run in `output_dir`; returns how many entries went."""
+    removed = 0
+    for pattern in _RUN_STATE_PATTERNS:
+        for path in tf.io.gfile.glob(os.path.join(output_dir, pattern)):
+            if tf.io.gfile.isdir(path):
+                tf.io.gfile.rmtree(path)
+            else:
+                tf.io.gfile.remove(path)
+            removed += 1
+    if removed:
+        tf1.logging.info(
+            "--overwrite_output_dir: deleted %d files and folders of the earlier run in %s",
+            removed,
+            output_dir,
+        )
+    return removed
+
+
+def checkpoint_step(checkpoint: str | None) -> int:
+    """The global step in a checkpoint's name (`model.ckpt-102` -> 102); 0 for None."""
+    return int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
+
+
+def report_training_start(output_dir: str, total_steps: int) -> None:
+    """Says when `output_dir` already holds a run at `total_steps` (the Estimator would
+    silently train nothing, whatever the flags now say) or a run to resume."""
+    checkpoint = tf.train.latest_checkpoint(output_dir)
+    done = checkpoint_step(checkpoint)
+    if done >= total_steps:
+        tf1.logging.warning(
+            "Nothing to train: step %d of %d is already done in %s; use a new --output_dir "
+            "or --overwrite_output_dir to train again",
+            done,
+            total_steps,
+            output_dir,
+        )
+    elif done:
+        tf1.logging.info("Resuming from step %d of %d: %s", done, total_steps, checkpoint)
+
+
+def default_log_every_steps(num_train_steps: int) -> int:
+    """About twenty progress lines a run, and at least one every 100 steps (the
+    original's interval): every step of a 6-step run, every 50th of a 1,000-step one."""
+    return max(1, min(100, num_train_steps // 20))
+
+
+class TrainingProgressHook(tf1.train.SessionRunHook):
+    """Logs `step n/N (p%): loss = x, s steps/s, e examples/s, ETA t` at every multiple
+    of `every_n_steps` and at the last step, and writes the speed and the ETA to TensorBoard
+    (`throughput/steps_per_sec`, `throughput/examples_per_sec`, `progress/eta_seconds`).
+
+    The speed is that of the steps since the previous line; the ETA extrapolates the speed
+    of this call to `train` (its first step, which builds and warms up the graph, aside)
+    to the `total_steps` of the run.
+    """
+
+    def __init__(
+        self, global_batch_size: int, model_dir: str, total_steps: int, every_n_steps: int
+    ):
         self.global_batch_size = global_batch_size
         self.model_dir = model_dir
-        self.every_n_steps = every_n_steps
+        self.total_steps = total_steps
+        self.every_n_steps = max(1, every_n_steps)
 
     def begin(self):
         self._global_step = tf1.train.get_global_step()
-        self._last_step = None
-        self._last_time = None
+        self._fetches = {}
+        loss = _estimator_loss_tensor()
+        if loss is not None:
+            self._fetches["loss"] = loss
+        self._first = None  # (step, time) after the first run of the graph
+        self._last = None  # (step, time) of the previous line
 
     def before_run(self, run_context):
-        return tf1.train.SessionRunArgs(self._global_step)
+        return tf1.train.SessionRunArgs(self._fetches)
 
     def after_run(self, run_context, run_values):
-        step = int(run_values.results)
+        # The step fetched with the train op may be read before or after the increment
+        # (and with gradient accumulation not every run increments it): read it now.
+        step = int(run_context.session.run(self._global_step))
         now = time.time()
-        if self._last_step is None:
-            self._last_step, self._last_time = step, now
+        if self._first is None:
+            self._first = self._last = (step, now)
             return
-        if step - self._last_step < self.every_n_steps:
+        if step % self.every_n_steps and step < self.total_steps:
             return
-        steps_per_sec = (step - self._last_step) / max(now - self._last_time, 1e-9)
+        steps_per_sec = (step - self._last[0]) / max(now - self._last[1], 1e-9)
+        overall_rate = (step - self._first[0]) / max(now - self._first[1], 1e-9)
+        eta_seconds = max(self.total_steps - step, 0) / max(overall_rate, 1e-9)
         examples_per_sec = steps_per_sec * self.global_batch_size
+        loss = run_values.results.get("loss")
+        loss_text = f"loss = {float(loss):.6g}, " if loss is not None else ""
         tf1.logging.info(
-            "step %d: %.3f steps/s, %.1f examples/s", step, steps_per_sec, examples_per_sec
+            "step %d/%d (%.0f%%): %s%.3f steps/s, %.1f examples/s, ETA %s",
+            step,
+            self.total_steps,
+            100.0 * step / max(self.total_steps, 1),
+            loss_text,
+            steps_per_sec,
+            examples_per_sec,
+            run_logging.format_duration(eta_seconds),
         )
-        writer = tf1.summary.FileWriterCache.get(self.model_dir)
+        self._write_summaries(step, steps_per_sec, examples_per_sec, eta_seconds)
+        self._last = (step, now)
+
+    def _write_summaries(self, step, steps_per_sec, examples_per_sec, eta_seconds) -> None:
+        values = {
+            "throughput/steps_per_sec": steps_per_sec,
+            "throughput/examples_per_sec": examples_per_sec,
+            "progress/eta_seconds": eta_seconds,
+        }
         summary = tf1.Summary(
-            value=[
-                tf1.Summary.Value(tag="throughput/steps_per_sec", simple_value=steps_per_sec),
-                tf1.Summary.Value(tag="throughput/examples_per_sec", simple_value=examples_per_sec),
-            ]
+            value=[tf1.Summary.Value(tag=tag, simple_value=value) for tag, value in values.items()]
         )
-        writer.add_summary(summary, step)
-        self._last_step, self._last_time = step, now
+        tf1.summary.FileWriterCache.get(self.model_dir).add_summary(summary, step)
+
+
+def _estimator_loss_tensor() -> tf.Tensor | None:
+    """The loss the Estimator trains on (the sum over replicas under a distribution
+    strategy): `Estimator.train` adds it to the LOSSES collection last, just before the
+    hooks begin. None if there is none."""
+    losses = tf1.get_collection(tf1.GraphKeys.LOSSES)
+    return losses[-1] if losses else None
 
 
 class WeightsFingerprintHook(tf1.train.SessionRunHook):
@@ -715,7 +922,8 @@ def restore_from_checkpoint(init_checkpoint: str | None, use_tpu: bool) -> Calla
 
     Call inside a model_fn after the model is built. Returns the `scaffold_fn` a
     TPUEstimatorSpec needs on TPU (where initialization must happen inside the
-    scaffold), or None. Logs each variable and whether it came from the checkpoint.
+    scaffold), or None. Logs each variable and whether it came from the checkpoint
+    (at DEBUG).
     """
     tvars = tf1.trainable_variables()
     initialized: dict[str, int] = {}
@@ -732,10 +940,12 @@ def restore_from_checkpoint(init_checkpoint: str | None, use_tpu: bool) -> Calla
 
         else:
             tf1.train.init_from_checkpoint(init_checkpoint, assignment_map)
-    tf1.logging.info("**** Trainable Variables ****")
+    # The original's list, one line per variable: at DEBUG (--verbosity=1), since
+    # get_assignment_map_from_checkpoint already says in one line what was loaded.
+    tf1.logging.debug("**** Trainable Variables ****")
     for var in tvars:
         source = ", *INIT_FROM_CKPT*" if var.name in initialized else ""
-        tf1.logging.info("  name = %s, shape = %s%s", var.name, var.shape, source)
+        tf1.logging.debug("  name = %s, shape = %s%s", var.name, var.shape, source)
     return scaffold_fn
 
 
@@ -751,3 +961,5 @@ def write_eval_results(result: dict, path: str, log: bool = True) -> None:
             tf1.logging.info("  %s = %s", key, str(result[key]))
         lines.append(f"{key} = {result[key]}\n")
     atomic_files.write_text(path, "".join(lines))
+    if log:
+        tf1.logging.info("  (written to %s)", path)

@@ -13,6 +13,8 @@ The outputs are whatever the task's model_fn names in its `export_outputs` (e.g.
 
 from __future__ import annotations
 
+import run_logging
+
 import contextlib
 import json
 import os
@@ -126,8 +128,12 @@ def export_saved_model(
     `tf_serving_assets` adds TF Serving's warmup requests and a batching-parameters example
     to `assets.extra/` (see `serving_assets.py`).
     """
-    estimator = tf.estimator.Estimator(estimator_builder.as_estimator_model_fn(model_fn))
     with tempfile.TemporaryDirectory() as scratch:
+        estimator = tf.estimator.Estimator(
+            estimator_builder.as_estimator_model_fn(model_fn),
+            model_dir=os.path.join(scratch, "model"),
+            params={},
+        )
         assets_extra = dict(assets_extra or {})
         # Always written: with dynamic-length inputs the signature no longer tells the
         # length the model was trained at, which a predictor pads and truncates to.
@@ -334,7 +340,7 @@ def _define_freeze_flags() -> None:
 
 
 def _freeze_main(_) -> None:
-    tf1.logging.set_verbosity(tf1.logging.INFO)
+    run_logging.configure()
     nodes = freeze_saved_model(
         flags.FLAGS.saved_model_dir, flags.FLAGS.output_pb, flags.FLAGS.signature
     )

@@ -29,6 +29,8 @@ Outputs (any combination, at least one):
 
 from __future__ import annotations
 
+import run_logging
+
 import contextlib
 import dataclasses
 import json
@@ -493,7 +495,7 @@ def check_output_flags() -> None:
 
 
 def main(_) -> None:
-    tf1.logging.set_verbosity(tf1.logging.INFO)
+    run_logging.configure()
     check_output_flags()
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)

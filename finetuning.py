@@ -19,6 +19,8 @@ every task:
 
 from __future__ import annotations
 
+import run_logging
+
 import contextlib
 import dataclasses
 import os
@@ -73,6 +75,8 @@ class LoopSettings:
     init_checkpoint: str | None = None
     max_seq_length: int = 128
     hardware: estimator_builder.HardwareSettings = estimator_builder.HardwareSettings()
+    log_every_steps: int = 0
+    overwrite_output_dir: bool = False
 
     @classmethod
     def from_flags(cls, flag_values, **overrides) -> LoopSettings:
@@ -88,7 +92,12 @@ class LoopSettings:
             "max_seq_length": flag_values.max_seq_length,
             "hardware": estimator_builder.HardwareSettings.from_flags(flag_values),
         }
-        for optional in ("eval_batch_size", "eval_every_steps"):
+        for optional in (
+            "eval_batch_size",
+            "eval_every_steps",
+            "log_every_steps",
+            "overwrite_output_dir",
+        ):
             if optional in flag_values:
                 settings[optional] = flag_values[optional].value
         settings.update(overrides)
@@ -144,10 +153,13 @@ def gather_predictions(
     predictions = []
     if num_real <= 0:
         return predictions
+    progress = run_logging.Progress("Predictions", total=num_real)
     for prediction in estimator.predict(input_fn, checkpoint_path=checkpoint_path):
         predictions.append(prediction)
+        progress.update()
         if len(predictions) == num_real:
             break
+    progress.done()
     if len(predictions) != num_real:
         raise RuntimeError(f"Got {len(predictions)} predictions for {num_real} examples")
     return predictions
@@ -299,6 +311,12 @@ class FineTuning:
         self.num_train_examples = num_train_examples
         self.model_fn = make_model_fn(self.steps.num_train_steps, self.steps.num_warmup_steps)
         tf.io.gfile.makedirs(settings.output_dir)
+        if settings.overwrite_output_dir:
+            estimator_builder.clear_previous_run(settings.output_dir)
+        self.log_every_steps = (
+            settings.log_every_steps
+            or estimator_builder.default_log_every_steps(self.steps.num_train_steps)
+        )
         self.estimator = estimator_builder.BertEstimator(
             self.model_fn,
             settings.output_dir,
@@ -306,9 +324,34 @@ class FineTuning:
             eval_batch_size=settings.eval_batch_size,
             predict_batch_size=settings.predict_batch_size,
             hardware=settings.hardware,
+            log_every_steps=self.log_every_steps,
         )
+        self._log_summary()
         self.evaluator: Evaluator | None = None
         self._last_result: dict | None = None
+
+    def _log_summary(self) -> None:
+        """The run's plan in a few lines, before any work (model and compute type are
+        logged where the scripts read them, just before)."""
+        settings = self.settings
+        tf1.logging.info("***** Run *****")
+        if self.num_train_examples is not None:
+            tf1.logging.info(
+                "  training: %d examples, batch %d, %d steps (%g epochs, %d warm-up), "
+                "progress every %d steps",
+                self.num_train_examples,
+                settings.train_batch_size,
+                self.steps.num_train_steps,
+                settings.num_train_epochs,
+                self.steps.num_warmup_steps,
+                self.log_every_steps,
+            )
+        tf1.logging.info(
+            "  max_seq_length %d; devices: %s",
+            settings.max_seq_length,
+            settings.hardware.describe(),
+        )
+        tf1.logging.info("  output_dir: %s", settings.output_dir)
 
     def set_dev_set(
         self,
@@ -339,19 +382,23 @@ class FineTuning:
         tf1.logging.info("  Num examples = %d", self.num_train_examples)
         tf1.logging.info("  Batch size = %d", self.settings.train_batch_size)
         tf1.logging.info("  Num steps = %d", self.steps.num_train_steps)
+        estimator_builder.report_training_start(
+            self.settings.output_dir, self.steps.num_train_steps
+        )
         if self.evaluator is not None and self.settings.eval_every_steps > 0:
             self._last_result = self._train_with_periodic_eval(input_fn)
         else:
             self.estimator.train(input_fn, max_steps=self.steps.num_train_steps)
 
     def _train_with_periodic_eval(self, input_fn: estimator_builder.InputFn) -> dict:
-        checkpoint = tf.train.latest_checkpoint(self.settings.output_dir)
-        step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
+        step = estimator_builder.checkpoint_step(
+            tf.train.latest_checkpoint(self.settings.output_dir)
+        )
         last_step = self.steps.num_train_steps
         result: dict = {}
         while step < last_step or not result:
             step = min(step + self.settings.eval_every_steps, last_step)
-            self.estimator.train(input_fn, max_steps=step)
+            self.estimator.train(input_fn, max_steps=step, total_steps=last_step)
             result = self.evaluator.evaluate()
             tf1.logging.info("Step %d: %s", step, result)
         return result

@@ -16,6 +16,8 @@ are cast at the point of use; layer normalization and the attention softmax run 
 
 from __future__ import annotations
 
+import run_logging
+
 import collections
 import copy
 import json
@@ -521,19 +523,42 @@ def _make_report(
 
 
 def _log_checkpoint_report(report: CheckpointReport, init_checkpoint: str) -> None:
-    tf1.logging.info("Restoring %d variables from %s", len(report.loaded), init_checkpoint)
-    if report.missing_in_checkpoint:
-        tf1.logging.warning(
-            "%d model variables are not in the checkpoint and keep their fresh initialization: %s",
-            len(report.missing_in_checkpoint),
-            ", ".join(report.missing_in_checkpoint),
-        )
-    if report.unused_in_checkpoint:
-        tf1.logging.warning(
-            "%d checkpoint variables are not used by this model: %s",
-            len(report.unused_in_checkpoint),
-            ", ".join(report.unused_in_checkpoint),
-        )
+    """One line at INFO the first time a checkpoint is read this way in the process (each
+    mode's model_fn reads it again), with every name at DEBUG. It is a warning only when
+    an encoder variable (`bert/...`) is left out, on either side: a new task head and
+    unused pre-training heads are what fine-tuning expects."""
+    missing = report.missing_in_checkpoint
+    unused = report.unused_in_checkpoint
+    text = (
+        f"Initialized {len(report.loaded)} of {len(report.loaded) + len(missing)} model "
+        f"variables from {init_checkpoint}"
+    )
+    if missing:
+        text += f"; {len(missing)} new, trained from scratch: {_some_names(missing)}"
+    if unused:
+        text += f"; {len(unused)} checkpoint variables unused: {_some_names(unused)}"
+    touches_encoder = any(name.startswith("bert/") for name in [*missing, *unused])
+    key = f"checkpoint report {init_checkpoint} {missing} {unused}"
+    if touches_encoder:
+        if key not in _reported_checkpoints:
+            tf1.logging.warning("%s", text)
+    else:
+        run_logging.info_once(key, "%s", text)
+    _reported_checkpoints.add(key)
+    for name in report.loaded:
+        tf1.logging.debug("  from the checkpoint: %s", name)
+    for name in missing:
+        tf1.logging.debug("  not in the checkpoint: %s", name)
+    for name in unused:
+        tf1.logging.debug("  unused from the checkpoint: %s", name)
+
+
+_reported_checkpoints: set[str] = set()
+
+
+def _some_names(names: Sequence[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
 # ----------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ files need no code (`--task_name=generic --text_a_column=... --label_column=...`
 
 from __future__ import annotations
 
+import run_logging
+
 import sys
 
 import tensorflow as tf
@@ -45,7 +47,7 @@ def classify_stdin(export_dir: str | None) -> None:
 
 
 def main(_) -> None:
-    tf1.logging.set_verbosity(tf1.logging.INFO)
+    run_logging.configure()
     if FLAGS.interactive and not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
         classify_stdin(FLAGS.export_dir)
         return

@@ -15,6 +15,8 @@ replaces.
 
 from __future__ import annotations
 
+import run_logging
+
 import tensorflow as tf
 from absl import app, flags
 
@@ -150,7 +152,7 @@ def check_flags() -> estimator_builder.RunOptions:
 
 
 def main(_) -> None:
-    tf1.logging.set_verbosity(tf1.logging.INFO)
+    run_logging.configure()
     run_options = check_flags()
     handle = FLAGS.bert_hub_module_handle
     tf1.logging.info("Hub model %s is a %s", handle, tfhub.module_format(handle))

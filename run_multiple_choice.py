@@ -24,6 +24,8 @@ which `predictor.MultipleChoicePredictor` reads.
 
 from __future__ import annotations
 
+import run_logging
+
 import dataclasses
 import json
 import os
@@ -236,7 +238,7 @@ def write_predictions(output_dir: str, examples, predictions: Sequence[dict]) ->
 
 
 def main(_) -> None:
-    tf1.logging.set_verbosity(tf1.logging.INFO)
+    run_logging.configure()
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
         raise ValueError(
             "At least one of --do_train, --do_eval, --do_predict or --export_dir must be set."

@@ -16,6 +16,8 @@ metrics keep the names `next_sentence_accuracy` / `next_sentence_loss`.
 
 from __future__ import annotations
 
+import run_logging
+
 import os
 
 import tensorflow as tf
@@ -67,6 +69,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
     estimator_builder.define_hardware_flags()
     estimator_builder.define_gpu_flags()
+    estimator_builder.define_run_output_flags()
     export.define_export_flag()
     pooling.define_flags()
 
@@ -351,7 +354,7 @@ def pretraining_features(max_seq_length: int, max_predictions_per_seq: int) -> d
 
 
 def main(_) -> None:
-    tf1.logging.set_verbosity(tf1.logging.INFO)
+    run_logging.configure()
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.export_dir):
         raise ValueError("At least one of --do_train, --do_eval or --export_dir must be set.")
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
@@ -386,16 +389,21 @@ def main(_) -> None:
         run_options=estimator_builder.run_options_from_flags(),
         pooling_settings=pooling_settings,
     )
+    if FLAGS.overwrite_output_dir:
+        estimator_builder.clear_previous_run(FLAGS.output_dir)
     estimator = estimator_builder.BertEstimator(
         model_fn,
         FLAGS.output_dir,
         train_batch_size=FLAGS.train_batch_size,
         eval_batch_size=FLAGS.eval_batch_size,
         hardware=estimator_builder.HardwareSettings.from_flags(FLAGS),
+        log_every_steps=FLAGS.log_every_steps
+        or estimator_builder.default_log_every_steps(FLAGS.num_train_steps),
     )
     if FLAGS.do_train:
         tf1.logging.info("***** Running training *****")
         tf1.logging.info("  Batch size = %d", FLAGS.train_batch_size)
+        estimator_builder.report_training_start(FLAGS.output_dir, FLAGS.num_train_steps)
         train_input_fn = tfrecord_io.input_fn_builder(
             input_files, features, is_training=True, drop_remainder=True
         )

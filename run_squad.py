@@ -13,6 +13,8 @@ evaluate-v2.0.py).
 
 from __future__ import annotations
 
+import run_logging
+
 import os
 import random
 
@@ -282,7 +284,7 @@ def check_flags() -> None:
 
 
 def main(_) -> None:
-    tf1.logging.set_verbosity(tf1.logging.INFO)
+    run_logging.configure()
     check_flags()
     bert_config, tokenizer = estimator_builder.model_and_tokenizer_from_flags()
     input_encoding = input_files.check_encoding(FLAGS.input_encoding)

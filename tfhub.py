@@ -27,6 +27,8 @@ An ALBERT (or any SentencePiece) model gives --spm_model_file instead of --vocab
 
 from __future__ import annotations
 
+import run_logging
+
 import os
 
 import tensorflow as tf
@@ -314,7 +316,7 @@ def define_flags() -> None:
 
 
 def main(_) -> None:
-    tf1.logging.set_verbosity(tf1.logging.INFO)
+    run_logging.configure()
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     if bool(FLAGS.vocab_file) == bool(FLAGS.spm_model_file):
         raise app.UsageError("Give exactly one of --vocab_file and --spm_model_file.")

@@ -8,6 +8,8 @@ file that a later training job would happily read.
 
 from __future__ import annotations
 
+import run_logging
+
 from collections.abc import Iterable, Sequence
 
 import tensorflow as tf
@@ -351,7 +353,9 @@ def input_fn_builder(
             batches = examples.batch(batch_size, drop_remainder=drop_remainder)
         else:
             lengths = bucket_lengths(max_seq_length, params.get("bucket_boundaries"))
-            tf.compat.v1.logging.info("Batches grouped by length, padded to one of %s", lengths)
+            run_logging.info_once(
+                f"buckets {lengths}", "Batches grouped by length, padded to one of %s", lengths
+            )
             batches = batch_by_length(
                 examples,
                 batch_size,

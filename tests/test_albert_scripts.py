@@ -65,8 +65,10 @@ def albert(tmp_path_factory):
 
 def restored_everything(stdout, checkpoint, count):
     """The scripts log what they restore and which model variables the checkpoint lacks."""
-    assert f"Restoring {count} variables from {checkpoint}" in stdout
-    missing = re.findall(r"not in the checkpoint and keep their fresh initialization: (.*)", stdout)
+    source = re.escape(str(checkpoint))
+    loaded = re.findall(rf"Initialized (\d+) of \d+ model variables from {source}", stdout)
+    assert loaded and all(int(n) == count for n in loaded), loaded
+    missing = re.findall(r"new, trained from scratch: (.*)", stdout)
     assert not any("bert/" in line for line in missing), missing
 
 
