@@ -1,5 +1,7 @@
 """What a run prints: few lines, each once, with progress and where the outputs went."""
 
+import run_logging
+
 import os
 import re
 import subprocess
@@ -7,8 +9,7 @@ import sys
 
 import pytest
 
-import run_logging
-from helpers import REPO_ROOT, run_script, write_keyword_task, write_tiny_model
+from helpers import REPO_ROOT, write_keyword_task, write_tiny_model
 
 # absl's own format ("I1201 11:40:22.726382 140322967968640 file.py:12] ..."): a line in
 # it next to TensorFlow's "INFO:tensorflow:" lines is the same record printed twice.
