@@ -87,7 +87,8 @@ def test_six_step_run_prints_few_lines_once_and_says_where_outputs_went(
     assert "***** Eval results *****" in text and "loss = " in text
     summary = lines.index("INFO:tensorflow:***** Run *****")
     assert "48 examples, batch 16, 6 steps" in lines[summary + 1]
-    assert any(line.startswith("INFO:tensorflow:Model: BERT, 2 layers, hidden 32") for line in lines)
+    model_line = "INFO:tensorflow:Model: BERT, 2 layers, hidden 32"
+    assert any(line.startswith(model_line) for line in lines)
 
 
 @pytest.mark.slow
