@@ -737,11 +737,13 @@ def log_example(serialized: bytes, inv_vocab: Mapping[int, str]) -> None:
     feature = tf.train.Example.FromString(serialized).features.feature
     length = sum(feature["input_mask"].int64_list.value)
     tokens = [inv_vocab[i] for i in feature["input_ids"].int64_list.value[:length]]
-    logging.info("*** Example ***")
-    logging.info("tokens: %s", " ".join(tokenization.printable_text(t) for t in tokens))
+    # The first example is shown; the original's next 19 need --verbosity=1.
+    emit = logging.info if run_logging.is_first_time("pretraining example") else logging.debug
+    emit("*** Example ***")
+    emit("tokens: %s", " ".join(tokenization.printable_text(t) for t in tokens))
     for name in FEATURE_NAMES:
         values = feature[name].int64_list.value or feature[name].float_list.value
-        logging.info("%s: %s", name, " ".join(str(value) for value in values))
+        emit("%s: %s", name, " ".join(str(value) for value in values))
 
 
 def write_examples(

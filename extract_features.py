@@ -217,12 +217,14 @@ def convert_examples_to_features(
 
 
 def _log_feature(feature: InputFeatures) -> None:
-    tf1.logging.info("*** Example ***")
-    tf1.logging.info("unique_id: %s", feature.unique_id)
-    tf1.logging.info("tokens: %s", " ".join(feature.tokens))
-    tf1.logging.info("input_ids: %s", " ".join(map(str, feature.input_ids)))
-    tf1.logging.info("input_mask: %s", " ".join(map(str, feature.input_mask)))
-    tf1.logging.info("input_type_ids: %s", " ".join(map(str, feature.input_type_ids)))
+    # The first example of the run is shown; the next ones need --verbosity=1.
+    level = run_logging.first_time_level("extract_features example")
+    tf1.logging.log(level, "*** Example ***")
+    tf1.logging.log(level, "unique_id: %s", feature.unique_id)
+    tf1.logging.log(level, "tokens: %s", " ".join(feature.tokens))
+    tf1.logging.log(level, "input_ids: %s", " ".join(map(str, feature.input_ids)))
+    tf1.logging.log(level, "input_mask: %s", " ".join(map(str, feature.input_mask)))
+    tf1.logging.log(level, "input_type_ids: %s", " ".join(map(str, feature.input_type_ids)))
 
 
 def _feature_columns(features: Sequence[InputFeatures]) -> dict[str, np.ndarray]:

@@ -153,13 +153,12 @@ def gather_predictions(
     predictions = []
     if num_real <= 0:
         return predictions
-    progress = run_logging.Progress("Predictions", total=num_real)
-    for prediction in estimator.predict(input_fn, checkpoint_path=checkpoint_path):
+    for prediction in run_logging.counted(
+        estimator.predict(input_fn, checkpoint_path=checkpoint_path), "Predictions", num_real
+    ):
         predictions.append(prediction)
-        progress.update()
         if len(predictions) == num_real:
             break
-    progress.done()
     if len(predictions) != num_real:
         raise RuntimeError(f"Got {len(predictions)} predictions for {num_real} examples")
     return predictions

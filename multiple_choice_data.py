@@ -577,10 +577,9 @@ def features_to_tf_example(features: MultipleChoiceFeatures) -> tf.train.Example
 
 def write_features(features: Iterable[MultipleChoiceFeatures], output_files: Sequence[str]) -> int:
     """Writes the examples' features as TFRecords, each file appearing only once complete."""
-    with tfrecord_io.RoundRobinRecordWriter(output_files) as writer:
-        for example in features:
-            writer.write(features_to_tf_example(example).SerializeToString())
-        return writer.num_written
+    return tfrecord_io.write_tf_examples(
+        (features_to_tf_example(example) for example in features), output_files
+    )
 
 
 def input_shapes(num_choices: int, max_seq_length: int) -> dict[str, list[int]]:

@@ -36,6 +36,8 @@ The masks of a window, all `[max_seq_length]`:
 
 from __future__ import annotations
 
+import run_logging
+
 import dataclasses
 import json
 import re
@@ -608,11 +610,13 @@ def convert_sentences_to_features(
 
 
 def _log_window(window: NerFeatures, sentence: NerSentence) -> None:
-    tf.logging.info("*** Window ***")
-    tf.logging.info("sentence: %s (%s)", window.sentence_index, sentence.location())
-    tf.logging.info("tokens: %s", " ".join(window.tokens))
+    # The first window of the run is shown; the next ones need --verbosity=1.
+    level = run_logging.first_time_level("ner window")
+    tf.logging.log(level, "*** Window ***")
+    tf.logging.log(level, "sentence: %s (%s)", window.sentence_index, sentence.location())
+    tf.logging.log(level, "tokens: %s", " ".join(window.tokens))
     for name in FEATURE_NAMES:
-        tf.logging.info("%s: %s", name, " ".join(map(str, getattr(window, name))))
+        tf.logging.log(level, "%s: %s", name, " ".join(map(str, getattr(window, name))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -631,10 +635,9 @@ def features_to_tf_example(features: NerFeatures) -> tf.train.Example:
 def write_features(features: Iterable[NerFeatures], output_files: Sequence[str]) -> int:
     """Writes the windows, in turn over `output_files`, each file appearing only once
     complete. Returns the number of records written."""
-    with tfrecord_io.RoundRobinRecordWriter(output_files) as writer:
-        for window in features:
-            writer.write(features_to_tf_example(window).SerializeToString())
-        return writer.num_written
+    return tfrecord_io.write_tf_examples(
+        (features_to_tf_example(window) for window in features), output_files, "windows"
+    )
 
 
 def feature_spec(max_seq_length: int) -> dict[str, tf.io.FixedLenFeature]:

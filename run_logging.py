@@ -30,6 +30,8 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 _REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -79,6 +81,7 @@ _import_tensorflow_quietly()
 import tensorflow as tf  # noqa: E402
 
 tf1 = tf.compat.v1
+T = TypeVar("T")
 
 # TensorFlow's own INFO lines that stay at the default verbosity: the final loss, and on
 # TPU (where this project's progress hook does not run) TPUEstimator's loss and speed lines.
@@ -142,12 +145,17 @@ def _absl_verbosity() -> int:
 _shown_once: set[str] = set()
 
 
+def is_first_time(kind: str) -> bool:
+    """True the first time `kind` comes up in this process."""
+    first = kind not in _shown_once
+    _shown_once.add(kind)
+    return first
+
+
 def first_time_level(kind: str) -> int:
     """INFO the first time `kind` comes up in this process, DEBUG afterwards: one example
     of the features a run writes is worth seeing, the next twenty are not."""
-    level = logging.DEBUG if kind in _shown_once else logging.INFO
-    _shown_once.add(kind)
-    return level
+    return logging.INFO if is_first_time(kind) else logging.DEBUG
 
 
 def info_once(kind: str, message: str, *args) -> None:
@@ -213,3 +221,12 @@ class Progress:
         tf1.logging.info(
             "%s: %d done in %s%s", self.what, self.count, format_duration(elapsed), suffix
         )
+
+
+def counted(items: Iterable[T], what: str, total: int | None = None) -> Iterator[T]:
+    """Yields `items`, reporting them through a `Progress` as they pass."""
+    progress = Progress(what, total)
+    for item in items:
+        progress.update()
+        yield item
+    progress.done()

@@ -232,6 +232,12 @@ def write_predictions(output_dir: str, examples, predictions: Sequence[dict]) ->
         for example, prediction in zip(examples, predictions, strict=True)
     ]
     atomic_files.write_text(os.path.join(output_dir, "test_predictions.jsonl"), "".join(records))
+    tf1.logging.info(
+        "Predictions of %d examples written to %s and %s",
+        len(records),
+        os.path.join(output_dir, "test_results.tsv"),
+        os.path.join(output_dir, "test_predictions.jsonl"),
+    )
 
 
 # ----------------------------------------------------------------------------- the run

@@ -406,6 +406,12 @@ def main(_) -> None:
             os.path.join(output_dir, "test_predictions.txt"), test, tags, settings.encoding
         )
         write_entities(os.path.join(output_dir, "test_entities.jsonl"), test, tags, settings.scheme)
+        tf1.logging.info(
+            "Predictions of %d sentences written to %s and %s",
+            len(test),
+            os.path.join(output_dir, "test_predictions.txt"),
+            os.path.join(output_dir, "test_entities.jsonl"),
+        )
 
 
 def export_tagger(loop: finetuning.FineTuning, label_list, settings: NerSettings) -> str:

@@ -237,7 +237,7 @@ def write_features(examples, tokenizer, is_training: bool, output_file: str, kee
             if keep is not None:
                 keep(feature)
 
-        return squad_lib.convert_examples_to_features(
+        num_features = squad_lib.convert_examples_to_features(
             examples,
             tokenizer,
             FLAGS.max_seq_length,
@@ -246,6 +246,10 @@ def write_features(examples, tokenizer, is_training: bool, output_file: str, kee
             is_training,
             output_fn,
         )
+    tf1.logging.info(
+        "Features: %d of %d examples written to %s", num_features, len(examples), output_file
+    )
+    return num_features
 
 
 def export_squad_model(loop: finetuning.FineTuning) -> str:
@@ -375,7 +379,9 @@ def main(_) -> None:
                 start_logits=[float(x) for x in result["start_logits"].flat],
                 end_logits=[float(x) for x in result["end_logits"].flat],
             )
-            for result in loop.estimator.predict(predict_input_fn)
+            for result in run_logging.counted(
+                loop.estimator.predict(predict_input_fn), "Predictions", num_features
+            )
         )
         predictions, _, null_odds = squad_lib.write_predictions(
             predict_examples,
@@ -390,6 +396,15 @@ def main(_) -> None:
             version_2_with_negative=FLAGS.version_2_with_negative,
             null_score_diff_threshold=FLAGS.null_score_diff_threshold,
             verbose_logging=FLAGS.verbose_logging,
+        )
+        tf1.logging.info(
+            "Predictions of %d questions written to %s",
+            len(predict_examples),
+            ", ".join(
+                os.path.join(FLAGS.output_dir, name)
+                for name in ["predictions.json", "nbest_predictions.json"]
+                + (["null_odds.json"] if FLAGS.version_2_with_negative else [])
+            ),
         )
         if FLAGS.do_eval:
             dataset = squad_lib.read_squad_json(FLAGS.predict_file, input_encoding)

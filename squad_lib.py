@@ -19,12 +19,14 @@ caller may pass slimmer objects that carry just those attributes.
 
 from __future__ import annotations
 
+import run_logging
+
 import collections
 import dataclasses
 import heapq
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from typing import Any, NamedTuple
 
 import tensorflow.compat.v1 as tf
@@ -485,29 +487,31 @@ def _build_window(
 
 
 def _log_feature(feature: InputFeatures, is_training: bool) -> None:
-    tf.logging.info("*** Example ***")
-    tf.logging.info("unique_id: %s", feature.unique_id)
-    tf.logging.info("example_index: %s", feature.example_index)
-    tf.logging.info("doc_span_index: %s", feature.doc_span_index)
-    tf.logging.info("tokens: %s", " ".join(feature.tokens))
-    tf.logging.info(
+    # The first feature of the run is shown; the original's next 19 need --verbosity=1.
+    level = run_logging.first_time_level("squad feature")
+    tf.logging.log(level, "*** Example ***")
+    tf.logging.log(level, "unique_id: %s", feature.unique_id)
+    tf.logging.log(level, "example_index: %s", feature.example_index)
+    tf.logging.log(level, "doc_span_index: %s", feature.doc_span_index)
+    tf.logging.log(level, "tokens: %s", " ".join(feature.tokens))
+    tf.logging.log(level,
         "token_to_orig_map: %s",
         " ".join(f"{k}:{v}" for k, v in feature.token_to_orig_map.items()),
     )
-    tf.logging.info(
+    tf.logging.log(level,
         "token_is_max_context: %s",
         " ".join(f"{k}:{v}" for k, v in feature.token_is_max_context.items()),
     )
-    tf.logging.info("input_ids: %s", " ".join(str(x) for x in feature.input_ids))
-    tf.logging.info("input_mask: %s", " ".join(str(x) for x in feature.input_mask))
-    tf.logging.info("segment_ids: %s", " ".join(str(x) for x in feature.segment_ids))
+    tf.logging.log(level, "input_ids: %s", " ".join(str(x) for x in feature.input_ids))
+    tf.logging.log(level, "input_mask: %s", " ".join(str(x) for x in feature.input_mask))
+    tf.logging.log(level, "segment_ids: %s", " ".join(str(x) for x in feature.segment_ids))
     if is_training and feature.is_impossible:
-        tf.logging.info("impossible example")
+        tf.logging.log(level, "impossible example")
     elif is_training:
         answer = " ".join(feature.tokens[feature.start_position : feature.end_position + 1])
-        tf.logging.info("start_position: %d", feature.start_position)
-        tf.logging.info("end_position: %d", feature.end_position)
-        tf.logging.info("answer: %s", answer)
+        tf.logging.log(level, "start_position: %d", feature.start_position)
+        tf.logging.log(level, "end_position: %d", feature.end_position)
+        tf.logging.log(level, "answer: %s", answer)
 
 
 def iter_features(
@@ -593,11 +597,15 @@ def convert_examples_to_features(
       The number of features produced.
     """
     num_features = 0
+    total = len(examples) if isinstance(examples, Sized) else None
+    progress = run_logging.Progress("Examples featurized", total)
     for feature in iter_features(
         examples, tokenizer, max_seq_length, doc_stride, max_query_length, is_training
     ):
         output_fn(feature)
         num_features += 1
+        progress.update(feature.example_index + 1 - progress.count)
+    progress.done()
     return num_features
 
 

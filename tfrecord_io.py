@@ -95,6 +95,20 @@ class RoundRobinRecordWriter:
             self.abort()
 
 
+def write_tf_examples(
+    tf_examples: Iterable[tf.train.Example], output_files: Sequence[str], what: str = "examples"
+) -> int:
+    """Writes `tf_examples` in turn over `output_files` (each file appearing only once
+    complete) and says where they went; returns how many were written."""
+    with RoundRobinRecordWriter(output_files) as writer:
+        for tf_example in tf_examples:
+            writer.write(tf_example.SerializeToString())
+    tf.compat.v1.logging.info(
+        "Features: %d %s written to %s", writer.num_written, what, ", ".join(output_files)
+    )
+    return writer.num_written
+
+
 # ---------------------------------------------------------------------------------------
 # Reading
 
