@@ -53,6 +53,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import atomic_files
+import flag_help
 import input_files
 import modeling
 import tokenization
@@ -1041,5 +1042,5 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    flags.mark_flags_as_required(["to", "input_dir", "output_dir"])
+    flag_help.use_grouped_help(required=("to", "input_dir", "output_dir"))
     app.run(main)

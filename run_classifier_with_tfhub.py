@@ -21,6 +21,7 @@ from absl import app, flags
 import classifier_data
 import classifier_task
 import estimator_builder
+import flag_help
 import heads
 import tfhub
 import tokenization
@@ -178,7 +179,5 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    estimator_builder.show_shared_flags_in_help()
-    for name in ("data_dir", "bert_hub_module_handle", "output_dir"):
-        flags.mark_flag_as_required(name)
+    flag_help.use_grouped_help(required=("data_dir", "bert_hub_module_handle", "output_dir"))
     app.run(main)

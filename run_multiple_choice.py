@@ -36,6 +36,7 @@ import atomic_files
 import estimator_builder
 import export
 import finetuning
+import flag_help
 import heads
 import input_files
 import modeling
@@ -352,7 +353,5 @@ def export_model(loop: finetuning.FineTuning, num_choices: int, settings: Choice
 
 if __name__ == "__main__":
     define_flags()
-    estimator_builder.show_shared_flags_in_help()
-    for name in ("task_name", "bert_config_file", "output_dir"):
-        flags.mark_flag_as_required(name)
+    flag_help.use_grouped_help(required=("task_name", "bert_config_file", "output_dir"))
     app.run(main)

@@ -31,6 +31,7 @@ import atomic_files
 import estimator_builder
 import export
 import finetuning
+import flag_help
 import heads
 import input_files
 import modeling
@@ -430,7 +431,5 @@ def export_tagger(loop: finetuning.FineTuning, label_list, settings: NerSettings
 
 if __name__ == "__main__":
     define_flags()
-    estimator_builder.show_shared_flags_in_help()
-    for name in ("data_dir", "bert_config_file", "output_dir"):
-        flags.mark_flag_as_required(name)
+    flag_help.use_grouped_help(required=("data_dir", "bert_config_file", "output_dir"))
     app.run(main)

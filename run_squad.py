@@ -22,6 +22,7 @@ from absl import app, flags
 import estimator_builder
 import export
 import finetuning
+import flag_help
 import input_files
 import modeling
 import squad_evaluate
@@ -404,7 +405,5 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    estimator_builder.show_shared_flags_in_help()
-    flags.mark_flag_as_required("bert_config_file")
-    flags.mark_flag_as_required("output_dir")
+    flag_help.use_grouped_help(required=("bert_config_file", "output_dir"))
     app.run(main)

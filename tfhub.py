@@ -34,6 +34,7 @@ import tensorflow_hub as hub
 from absl import app, flags
 
 import estimator_builder
+import flag_help
 import modeling
 import tokenization
 
@@ -339,6 +340,5 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    for name in ("bert_config_file", "init_checkpoint", "output_dir"):
-        flags.mark_flag_as_required(name)
+    flag_help.use_grouped_help(required=("bert_config_file", "init_checkpoint", "output_dir"))
     app.run(main)
