@@ -1,4 +1,4 @@
-"""Converts BERT weights between transformers' safetensors layout and Google's TF checkpoints.
+r"""Converts BERT weights between transformers' safetensors layout and Google's TF checkpoints.
 
 safetensors -> TF (a directory of `model.safetensors`, `config.json` and `vocab.txt`, as
 transformers' `BertModel` or `BertForPreTraining` saves it):

@@ -1,4 +1,4 @@
-"""Extracts BERT's hidden states for every token of a text file, and sentence vectors.
+r"""Extracts BERT's hidden states for every token of a text file, and sentence vectors.
 
 Each line of `--input_file` is one example; `text_a ||| text_b` makes a sentence pair.
 

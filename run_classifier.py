@@ -1,4 +1,4 @@
-"""Fine-tunes BERT for sentence (pair) classification, regression or multi-label tagging.
+r"""Fine-tunes BERT for sentence (pair) classification, regression or multi-label tagging.
 
 The GLUE tasks and XNLI come built in (`--task_name=MRPC` ...); your own CSV, TSV or JSON Lines
 files need no code (`--task_name=generic --text_a_column=... --label_column=...`), and a

@@ -1,4 +1,4 @@
-"""Fine-tunes a BERT encoder from TensorFlow Hub for sentence (pair) classification.
+r"""Fine-tunes a BERT encoder from TensorFlow Hub for sentence (pair) classification.
 
 The encoder, its weights and its tokenizer all come from `--bert_hub_module_handle`: a
 TF1 Hub module (the format of the original release, used through `hub.Module`) or a TF2

@@ -1,4 +1,4 @@
-"""Fine-tunes BERT for multiple choice: SWAG, RACE, Chinese C3 and ChID, or your own JSON lines.
+r"""Fine-tunes BERT for multiple choice: SWAG, RACE, Chinese C3 and ChID, or your own JSON lines.
 
   python run_multiple_choice.py --task_name=swag --data_dir=swagaf/data \
       --do_train --do_eval --do_predict --vocab_file=$BERT/vocab.txt \

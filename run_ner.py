@@ -1,4 +1,4 @@
-"""Fine-tunes BERT for named-entity recognition (token classification), English or Chinese.
+r"""Fine-tunes BERT for named-entity recognition (token classification), English or Chinese.
 
 Data: `train` / `dev` / `test` files in `--data_dir`, CoNLL-2003 style (the word in the first
 column, its tag in the last, a blank line between sentences, `-DOCSTART-` between documents;

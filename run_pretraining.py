@@ -1,4 +1,4 @@
-"""Pre-trains BERT with the masked-LM and next-sentence objectives.
+r"""Pre-trains BERT with the masked-LM and next-sentence objectives.
 
 Reads the TFRecords written by create_pretraining_data.py. Starting from scratch or from a
 released checkpoint (`--init_checkpoint`), whose `cls/` heads are restored too, so continued

@@ -1,4 +1,4 @@
-"""Fine-tunes BERT for extractive question answering on SQuAD 1.1 or 2.0.
+r"""Fine-tunes BERT for extractive question answering on SQuAD 1.1 or 2.0.
 
   python run_squad.py --vocab_file=$BERT/vocab.txt --bert_config_file=$BERT/bert_config.json \
       --init_checkpoint=$BERT/bert_model.ckpt --do_train --train_file=train-v1.1.json \

@@ -1,4 +1,4 @@
-"""BERT on TensorFlow Hub: exporting a checkpoint as a Hub model, and using one.
+r"""BERT on TensorFlow Hub: exporting a checkpoint as a Hub model, and using one.
 
 Two formats are in use for BERT encoders, and both are written and read here:
 

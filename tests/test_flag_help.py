@@ -204,6 +204,8 @@ def test_help_groups_the_flags_the_script_uses_with_their_defaults(script):
     for name in ABSL_AND_TF_FLAGS:
         assert f"--{name}" not in text and f"--[no]{name}" not in text, name
     assert "Try --helpfull" in text
+    # The docstring's example commands keep their line continuations (a raw docstring).
+    assert not re.search(r"\S {4,}--", text)
 
 
 def test_helpshort_is_help_and_helpfull_still_lists_everything():
