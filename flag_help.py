@@ -164,7 +164,7 @@ def script_flags(flag_values: flags.FlagValues, main_module: str) -> list[flags.
             continue
         for flag in module_flags:
             # A flag deleted or redefined since keeps its entry in the module lists.
-            if flag_values[flag.name] is flag:
+            if flag.name in flag_values and flag_values[flag.name] is flag:
                 shown.setdefault(flag.name, flag)
     return list(shown.values())
 
@@ -235,9 +235,15 @@ class _GroupedHelpFlag(flags.BooleanFlag):
             return
         main = sys.modules["__main__"]
         usage = (main.__doc__ or "").strip() or f"USAGE: {sys.argv[0]} [flags]"
-        print(usage)
-        print(grouped_help(flags.FLAGS, sys.argv[0], own=self.own, required=self.required))
-        print("Try --helpfull for every flag, absl's and TensorFlow's included.")
+        listing = grouped_help(flags.FLAGS, sys.argv[0], own=self.own, required=self.required)
+        try:
+            sys.stdout.write(
+                f"{usage}\n{listing}\nTry --helpfull for every flag, absl's and TensorFlow's "
+                "included.\n"
+            )
+            sys.stdout.flush()
+        except BrokenPipeError:  # `--help | head` closed the pipe early: not an error
+            pass
         sys.exit(0)
 
 
