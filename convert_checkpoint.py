@@ -1,4 +1,4 @@
-"""Converts BERT weights between transformers' safetensors layout and Google's TF checkpoints.
+r"""Converts BERT weights between transformers' safetensors layout and Google's TF checkpoints.
 
 safetensors -> TF (a directory of `model.safetensors`, `config.json` and `vocab.txt`, as
 transformers' `BertModel` or `BertForPreTraining` saves it):
@@ -55,6 +55,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import atomic_files
+import flag_help
 import input_files
 import modeling
 import tokenization
@@ -1043,5 +1044,5 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    flags.mark_flags_as_required(["to", "input_dir", "output_dir"])
+    flag_help.use_grouped_help(required=("to", "input_dir", "output_dir"))
     app.run(main)

@@ -40,6 +40,8 @@ from typing import NamedTuple
 import tensorflow as tf
 from absl import app, flags, logging
 
+import flag_help
+
 # Named so here because `input_files` is this script's name for its list of input paths.
 import input_files as text_files
 import tfrecord_io
@@ -1133,6 +1135,5 @@ def main(argv: Sequence[str], flag_values: flags.FlagValues = FLAGS) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    flags.mark_flag_as_required("input_file")
-    flags.mark_flag_as_required("output_file")
+    flag_help.use_grouped_help(own=("random_seed",), required=("input_file", "output_file"))
     app.run(main)

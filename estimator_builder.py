@@ -15,7 +15,6 @@ import run_logging
 
 import dataclasses
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -165,28 +164,6 @@ def describe_model(config: modeling.BertConfig) -> str:
         groups = getattr(config, "num_hidden_groups", 1)
         text += f", embedding {embedding_size}, {groups} layer group(s)"
     return text
-
-
-# Library modules that define flags the scripts share.
-_SHARED_FLAG_MODULES = (
-    "estimator_builder",
-    "finetuning",
-    "input_files",
-    "export",
-    "classifier_task",
-    "pooling",
-)
-
-
-def show_shared_flags_in_help() -> None:
-    """Makes the running script's --help list the shared flags it defined (batch sizes,
-    --vocab_file, the GPU flags...), not only its own; absl's and TensorFlow's flags stay in
-    --helpfull. Call it from the script, after defining the flags."""
-    # absl files the flags of the script being run under the name sys.argv[0].
-    main_module = sys.argv[0]
-    for module in _SHARED_FLAG_MODULES:
-        for flag in FLAGS.get_key_flags_for_module(module):
-            FLAGS.register_key_flag_for_module(main_module, flag)
 
 
 def check_model_flags(

@@ -353,7 +353,8 @@ if __name__ == "__main__":
     # python export.py --saved_model_dir=EXPORT_DIR --output_pb=model.pb
     from absl import app
 
+    import flag_help
+
     _define_freeze_flags()
-    flags.mark_flag_as_required("saved_model_dir")
-    flags.mark_flag_as_required("output_pb")
+    flag_help.use_grouped_help(required=("saved_model_dir", "output_pb"))
     app.run(_freeze_main)

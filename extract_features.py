@@ -1,4 +1,4 @@
-"""Extracts BERT's hidden states for every token of a text file, and sentence vectors.
+r"""Extracts BERT's hidden states for every token of a text file, and sentence vectors.
 
 Each line of `--input_file` is one example; `text_a ||| text_b` makes a sentence pair.
 
@@ -46,6 +46,7 @@ import atomic_files
 import encoder_inputs
 import estimator_builder
 import export
+import flag_help
 import input_files
 import modeling
 import pooling as pooling_lib
@@ -583,7 +584,5 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    estimator_builder.show_shared_flags_in_help()
-    flags.mark_flag_as_required("bert_config_file")
-    flags.mark_flag_as_required("init_checkpoint")
+    flag_help.use_grouped_help(required=("bert_config_file", "init_checkpoint"))
     app.run(main)

@@ -625,10 +625,12 @@ def main(argv: list[str]) -> None:
 if __name__ == "__main__":
     from absl import app, flags
 
+    import flag_help
+
     flags.DEFINE_string(
         "export_dir",
         None,
         "A run_classifier.py or run_ner.py export, or the --export_dir holding them.",
     )
-    flags.mark_flag_as_required("export_dir")
+    flag_help.use_grouped_help(required=("export_dir",))
     app.run(main)

@@ -1,4 +1,4 @@
-"""Fine-tunes BERT for sentence (pair) classification, regression or multi-label tagging.
+r"""Fine-tunes BERT for sentence (pair) classification, regression or multi-label tagging.
 
 The GLUE tasks and XNLI come built in (`--task_name=MRPC` ...); your own CSV, TSV or JSON Lines
 files need no code (`--task_name=generic --text_a_column=... --label_column=...`), and a
@@ -20,6 +20,7 @@ from absl import app, flags
 
 import classifier_task
 import estimator_builder
+import flag_help
 import predictor
 
 # Users of the original import these from run_classifier; they live in library modules now.
@@ -84,8 +85,5 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    estimator_builder.show_shared_flags_in_help()
-    flags.mark_flag_as_required("data_dir")
-    flags.mark_flag_as_required("bert_config_file")
-    flags.mark_flag_as_required("output_dir")
+    flag_help.use_grouped_help(required=("data_dir", "bert_config_file", "output_dir"))
     app.run(main)

@@ -1,4 +1,4 @@
-"""Fine-tunes a BERT encoder from TensorFlow Hub for sentence (pair) classification.
+r"""Fine-tunes a BERT encoder from TensorFlow Hub for sentence (pair) classification.
 
 The encoder, its weights and its tokenizer all come from `--bert_hub_module_handle`: a
 TF1 Hub module (the format of the original release, used through `hub.Module`) or a TF2
@@ -23,6 +23,7 @@ from absl import app, flags
 import classifier_data
 import classifier_task
 import estimator_builder
+import flag_help
 import heads
 import tfhub
 import tokenization
@@ -180,7 +181,5 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    estimator_builder.show_shared_flags_in_help()
-    for name in ("data_dir", "bert_hub_module_handle", "output_dir"):
-        flags.mark_flag_as_required(name)
+    flag_help.use_grouped_help(required=("data_dir", "bert_hub_module_handle", "output_dir"))
     app.run(main)

@@ -1,4 +1,4 @@
-"""Fine-tunes BERT for multiple choice: SWAG, RACE, Chinese C3 and ChID, or your own JSON lines.
+r"""Fine-tunes BERT for multiple choice: SWAG, RACE, Chinese C3 and ChID, or your own JSON lines.
 
   python run_multiple_choice.py --task_name=swag --data_dir=swagaf/data \
       --do_train --do_eval --do_predict --vocab_file=$BERT/vocab.txt \
@@ -38,6 +38,7 @@ import atomic_files
 import estimator_builder
 import export
 import finetuning
+import flag_help
 import heads
 import input_files
 import modeling
@@ -360,7 +361,5 @@ def export_model(loop: finetuning.FineTuning, num_choices: int, settings: Choice
 
 if __name__ == "__main__":
     define_flags()
-    estimator_builder.show_shared_flags_in_help()
-    for name in ("task_name", "bert_config_file", "output_dir"):
-        flags.mark_flag_as_required(name)
+    flag_help.use_grouped_help(required=("task_name", "bert_config_file", "output_dir"))
     app.run(main)

@@ -1,4 +1,4 @@
-"""Fine-tunes BERT for named-entity recognition (token classification), English or Chinese.
+r"""Fine-tunes BERT for named-entity recognition (token classification), English or Chinese.
 
 Data: `train` / `dev` / `test` files in `--data_dir`, CoNLL-2003 style (the word in the first
 column, its tag in the last, a blank line between sentences, `-DOCSTART-` between documents;
@@ -33,6 +33,7 @@ import atomic_files
 import estimator_builder
 import export
 import finetuning
+import flag_help
 import heads
 import input_files
 import modeling
@@ -438,7 +439,5 @@ def export_tagger(loop: finetuning.FineTuning, label_list, settings: NerSettings
 
 if __name__ == "__main__":
     define_flags()
-    estimator_builder.show_shared_flags_in_help()
-    for name in ("data_dir", "bert_config_file", "output_dir"):
-        flags.mark_flag_as_required(name)
+    flag_help.use_grouped_help(required=("data_dir", "bert_config_file", "output_dir"))
     app.run(main)

@@ -1,4 +1,4 @@
-"""Pre-trains BERT with the masked-LM and next-sentence objectives.
+r"""Pre-trains BERT with the masked-LM and next-sentence objectives.
 
 Reads the TFRecords written by create_pretraining_data.py. Starting from scratch or from a
 released checkpoint (`--init_checkpoint`), whose `cls/` heads are restored too, so continued
@@ -26,6 +26,7 @@ from absl import app, flags
 import estimator_builder
 import export
 import finetuning
+import flag_help
 import modeling
 import pooling
 import tfrecord_io
@@ -424,7 +425,5 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    estimator_builder.show_shared_flags_in_help()
-    flags.mark_flag_as_required("bert_config_file")
-    flags.mark_flag_as_required("output_dir")
+    flag_help.use_grouped_help(required=("bert_config_file", "output_dir"))
     app.run(main)

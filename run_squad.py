@@ -1,4 +1,4 @@
-"""Fine-tunes BERT for extractive question answering on SQuAD 1.1 or 2.0.
+r"""Fine-tunes BERT for extractive question answering on SQuAD 1.1 or 2.0.
 
   python run_squad.py --vocab_file=$BERT/vocab.txt --bert_config_file=$BERT/bert_config.json \
       --init_checkpoint=$BERT/bert_model.ckpt --do_train --train_file=train-v1.1.json \
@@ -24,6 +24,7 @@ from absl import app, flags
 import estimator_builder
 import export
 import finetuning
+import flag_help
 import input_files
 import modeling
 import squad_evaluate
@@ -421,7 +422,5 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    estimator_builder.show_shared_flags_in_help()
-    flags.mark_flag_as_required("bert_config_file")
-    flags.mark_flag_as_required("output_dir")
+    flag_help.use_grouped_help(required=("bert_config_file", "output_dir"))
     app.run(main)

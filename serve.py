@@ -50,6 +50,7 @@ from absl import app, flags
 from aiohttp import web
 
 import atomic_files
+import flag_help
 import serving
 
 FLAGS = flags.FLAGS
@@ -191,4 +192,5 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
+    flag_help.use_grouped_help()
     app.run(main)

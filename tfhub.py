@@ -1,4 +1,4 @@
-"""BERT on TensorFlow Hub: exporting a checkpoint as a Hub model, and using one.
+r"""BERT on TensorFlow Hub: exporting a checkpoint as a Hub model, and using one.
 
 Two formats are in use for BERT encoders, and both are written and read here:
 
@@ -36,6 +36,7 @@ import tensorflow_hub as hub
 from absl import app, flags
 
 import estimator_builder
+import flag_help
 import modeling
 import tokenization
 
@@ -341,6 +342,5 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    for name in ("bert_config_file", "init_checkpoint", "output_dir"):
-        flags.mark_flag_as_required(name)
+    flag_help.use_grouped_help(required=("bert_config_file", "init_checkpoint", "output_dir"))
     app.run(main)

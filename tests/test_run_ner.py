@@ -321,23 +321,3 @@ def test_a_tag_outside_the_given_labels_is_named(tmp_path):
         expect_failure=True,
     )
     assert f"{data / 'train.txt'}:2: tag 'B-LOC' is not in the label list" in result.stdout
-
-
-def test_help_lists_the_shared_flags_the_script_uses():
-    shown = subprocess.run(
-        [sys.executable, "run_ner.py", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).parent.parent,
-    ).stdout
-    for flag in (
-        "--vocab_file",
-        "--train_batch_size",
-        "--eval_every_steps",
-        "--input_encoding",
-        "--export_dir",
-        "--[no]bucket_by_length",
-        "--tag_scheme",
-    ):
-        assert f"  {flag}:" in shown, flag
-    assert "--logtostderr" not in shown  # absl's own flags stay in --helpfull
