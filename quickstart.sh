@@ -35,8 +35,7 @@ python run_classifier.py \
     --init_checkpoint="$model/bert_model.ckpt" --do_lower_case=true \
     --do_train --do_eval --max_seq_length=64 --train_batch_size=16 --learning_rate=5e-5 \
     --num_train_epochs=3 --save_checkpoints_steps=1000 --random_seed=12345 \
-    --output_dir="$output/classifier" --export_dir="$output/exported" 2>&1 \
-    | grep --line-buffered -E "^INFO:tensorflow:(step [0-9]+:|  Num (examples|steps)|Saving dict|loss = [0-9])" || true
+    --output_dir="$output/classifier" --export_dir="$output/exported" --overwrite_output_dir
 
 step "3/4 Dev accuracy"
 python - "$output/classifier/eval_results.txt" "$data/dev.tsv" <<'EOF'
