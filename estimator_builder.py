@@ -839,6 +839,8 @@ class TrainingProgressHook(tf1.train.SessionRunHook):
         if self._first is None:
             self._first = self._last = (step, now)
             return
+        if step == self._last[0]:
+            return  # a micro-batch of gradient accumulation: no optimizer step yet
         if step % self.every_n_steps and step < self.total_steps:
             return
         steps_per_sec = (step - self._last[0]) / max(now - self._last[1], 1e-9)

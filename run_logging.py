@@ -30,6 +30,7 @@ import re
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -132,6 +133,10 @@ def configure(verbosity: int | None = None) -> None:
         if isinstance(existing, _DefaultVerbosityFilter):
             logger.removeFilter(existing)
     logger.addFilter(_DefaultVerbosityFilter(logger))
+    if level > logging.DEBUG:
+        # tf.data's note, under a distribution strategy, that it cannot serialize a
+        # dataset's options: internal to TensorFlow, nothing a user can change.
+        warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data")
 
 
 def _absl_verbosity() -> int:
