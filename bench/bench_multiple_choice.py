@@ -10,7 +10,8 @@ cost of a step does not depend on the words, since every sequence is padded to
 - training: the real script in a fresh process (--do_train --export_dir); examples/s is
   training examples x epochs / the training phase's wall time (from the log's "Running
   training" line to its "Loss for final step" line, so reading data and building features
-  are left out, checkpoint loading and the first step's graph optimization are in);
+  are left out, checkpoint loading and the first step's graph optimization are in; the
+  lines are timed by their arrival, see script_logs.py);
 - prediction: `predictor.MultipleChoicePredictor` on that export, best of 3 timed calls over
   the test examples after one warm-up call.
 
@@ -29,6 +30,7 @@ import sys
 import time
 
 import bench_ner
+import script_logs
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
@@ -84,20 +86,18 @@ def train_and_export(args, model_dir: str, data_dir: str) -> tuple[float, str]:
         f"--output_dir={output_dir}",
         *args.extra_flags.split(),
     ]
-    completed = subprocess.run(
+    run = script_logs.run_stamped(
         [sys.executable, "run_multiple_choice.py", *flags],
+        os.path.join(WORK_DIR, "train.log"),
         cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
-    if completed.returncode != 0:
-        raise SystemExit(f"run_multiple_choice.py failed:\n{completed.stderr[-4000:]}")
-    with open(os.path.join(WORK_DIR, "train.log"), "w", encoding="utf-8") as writer:
-        writer.write(completed.stderr)
-    log = completed.stderr.splitlines()
-    seconds = bench_ner.phase_seconds(log, "***** Running training *****", "Loss for final step")
-    examples = bench_ner.count_windows(log, "***** Running training *****")
+    if run.returncode != 0:
+        raise SystemExit(f"run_multiple_choice.py failed:\n{run.text[-4000:]}")
+    seconds = script_logs.phase_seconds(run, "***** Running training *****", "Loss for final step")
+    examples = bench_ner.count_windows(
+        [line for _, line in run.lines], "***** Running training *****"
+    )
     return examples * args.epochs / seconds, export_dir
 
 

@@ -6,7 +6,8 @@ data/ner_zh (one character per line, BIO, PER/LOC/ORG).
 Each run is the real script in a fresh process: --do_train --do_eval --do_predict, then its
 eval_results.txt; examples/s is training windows x epochs / the training phase's wall time
 (from the log's "Running training" line to its "Loss for final step" line, so reading the
-data and building features are left out, and checkpoint loading is in).
+data and building features are left out, and checkpoint loading is in). The scripts' lines
+carry no timestamps: script_logs.run_stamped stamps each one as it arrives.
 
     .venv/bin/python bench/bench_ner.py                     # both sets, softmax and CRF
     .venv/bin/python bench/bench_ner.py --sets=zh --heads=crf --epochs=2
@@ -19,12 +20,12 @@ import os
 import re
 import subprocess
 import sys
-import time
+
+import script_logs
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
 WORK_DIR = os.path.join(BENCH_DIR, "data", "ner")
-STAMP = re.compile(r"^[IWE](\d{4}) (\d\d):(\d\d):(\d\d)\.(\d+)")
 
 
 def minilm_checkpoint() -> str:
@@ -48,25 +49,6 @@ def minilm_checkpoint() -> str:
         capture_output=True,
     )
     return model_dir
-
-
-def seconds_of(line: str) -> float | None:
-    match = STAMP.match(line)
-    if not match:
-        return None
-    _, hours, minutes, seconds, fraction = match.groups()
-    return int(hours) * 3600 + int(minutes) * 60 + int(seconds) + float("0." + fraction)
-
-
-def phase_seconds(log: list[str], start_marker: str, end_marker: str) -> float:
-    """Wall time between the first line holding `start_marker` and the last line holding
-    `end_marker` after it, from absl's timestamps."""
-    stamped = [line for line in log if STAMP.match(line)]
-    start = next(i for i, line in enumerate(stamped) if start_marker in line)
-    end = max(i for i, line in enumerate(stamped) if end_marker in line and i > start)
-    log = stamped
-    stamps = [seconds_of(log[i]) for i in (start, end)]
-    return stamps[1] - stamps[0]
 
 
 def count_windows(log: list[str], marker: str) -> int:
@@ -102,20 +84,16 @@ def run(data: str, head: str, args, model_dir: str) -> dict:
         f"--use_crf={'true' if head == 'crf' else 'false'}",
         f"--output_dir={output_dir}",
     ]
-    started = time.time()
-    completed = subprocess.run(
+    run = script_logs.run_stamped(
         [sys.executable, "run_ner.py", *flags],
+        output_dir + ".log",
         cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
-    if completed.returncode != 0:
-        raise SystemExit(f"run_ner.py failed:\n{completed.stderr[-4000:]}")
-    total = time.time() - started
-    log = completed.stderr.splitlines()
-    with open(output_dir + ".log", "w", encoding="utf-8") as f:
-        f.write(completed.stderr)
+    if run.returncode != 0:
+        raise SystemExit(f"run_ner.py failed:\n{run.text[-4000:]}")
+    total = run.seconds
+    log = [line for _, line in run.lines]
     results = {}
     with open(os.path.join(output_dir, "eval_results.txt"), encoding="utf-8") as f:
         for line in f:
@@ -123,7 +101,9 @@ def run(data: str, head: str, args, model_dir: str) -> dict:
             results[key] = float(value)
     train_windows = count_windows(log, "***** Running training *****")
     predict_windows = count_windows(log, "***** Running prediction *****")
-    train_seconds = phase_seconds(log, "***** Running training *****", "Loss for final step")
+    train_seconds = script_logs.phase_seconds(
+        run, "***** Running training *****", "Loss for final step"
+    )
     return {
         "data": data,
         "head": head,

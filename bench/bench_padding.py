@@ -13,18 +13,34 @@ only cost.
 
 Each figure is a fresh subprocess of the real script (--random_seed=1, --init_checkpoint
 the converted MiniLM):
-- training: exactly report_every x (reports + 1) + 1 steps, examples/s from the
-  ThroughputHook lines (the first, warm-up, dropped), as bench_training.py measures; the
-  training set is larger than the steps read, so every measured batch is full;
-- prediction: --do_predict on the test set; examples/s of the prediction loop (from the
-  log line that follows restoring the checkpoint to the process end, writing the results
-  included) and the whole process's wall time; both ways' test_results.tsv are compared;
+- training: exactly report_every x (reports + 1) steps with --log_every_steps=report_every
+  (one step more on an old --baseline_repo, see below); examples/s from the steps of the
+  training-progress lines over the time between their arrivals, the first line's interval
+  (warm-up) dropped, as bench_training.py measures; the training set is larger than the
+  steps read, so every measured batch is full;
+- prediction: --do_predict on the test set; examples/s of the prediction loop, from the
+  arrival of TensorFlow's "Done running local_init_op" line (the graph is built and the
+  checkpoint restored) to the process end, writing the results included, and the whole
+  process's wall time; both ways' test_results.tsv are compared;
 - predictor latency: ClassifierPredictor, one 10-token query at a time (best of
   --latency_calls per round), on the dynamic-length export run_classifier.py writes now and
   on a fixed-length one (the same script, through a launcher that turns export.py's
   dynamic_length default off).
 Modes alternate within every round (and the order flips between rounds); the 1-minute load
 average is printed with each figure, since other jobs share the machine.
+
+Times come from this process's clock: script_logs.run_stamped stamps each line of the
+script's output as it arrives (the scripts print no timestamps of their own), which works
+the same for a checkout of any age. The prediction runs pass --verbosity=1, since
+TensorFlow's own INFO lines, "Done running local_init_op" among them, are hidden at the
+default verbosity; that adds a few hundred lines, all before the loop but a handful of
+one-time deprecation notices at its first batch.
+
+--baseline_repo may name a checkout from before TrainingProgressHook (found by reading its
+estimator_builder.py): it has no --log_every_steps, so its ThroughputHook's interval is set
+through a launcher that changes the hook's default argument before running the script as
+`__main__`, and it runs one step more, since the old hook counts its interval from its
+first step (and prints each line twice; the first is read).
 
     .venv/bin/python bench/bench_padding.py                   # everything, 2 rounds
     .venv/bin/python bench/bench_padding.py --parts=predictor --rounds=3
@@ -33,16 +49,16 @@ average is printed with each figure, since other jobs share the machine.
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
 import os
 import random
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import time
+
+import script_logs
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
@@ -53,23 +69,26 @@ LOG_DIR = os.path.join(DATA_DIR, "padding-logs")
 
 MODES = {"full": ["--bucket_by_length=false"], "bucketed": ["--bucket_by_length=true"]}
 PARTS = ("train", "predict", "predictor", "fixed")
-HOOK_DEFAULT_INTERVAL = 100
-HOOK_LINE = re.compile(r"step (\d+): ([0-9.]+) steps/s, ([0-9.]+) examples/s")
-ABSL_TIME = re.compile(r"^I(\d{4}) (\d\d):(\d\d):(\d\d\.\d+)")
 
 # Runs `python -c LAUNCHER script.py --flags...` as `python script.py --flags...` would,
-# after changing a default argument: the throughput hook's interval and, for the
-# fixed-length export, export_saved_model's dynamic_length.
+# after PATCHES have changed a default argument.
 LAUNCHER = """\
 import runpy, sys
-import estimator_builder, export
-estimator_builder.ThroughputHook.__init__.__defaults__ = ({every},)
-if {fixed_export}:
-    dynamic_export = export.export_saved_model
-    export.export_saved_model = lambda *a, **k: dynamic_export(*a, **dict(k, dynamic_length=False))
+{patches}
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
+PATCHES = {
+    # A checkout from before TrainingProgressHook: its hook's interval.
+    "old_hook_interval": """\
+import estimator_builder
+estimator_builder.ThroughputHook.__init__.__defaults__ = ({every},)""",
+    # The fixed-length export: export_saved_model's dynamic_length off.
+    "fixed_export": """\
+import export
+dynamic_export = export.export_saved_model
+export.export_saved_model = lambda *a, **k: dynamic_export(*a, **dict(k, dynamic_length=False))""",
+}
 
 QUERY = "what a wonderful little hotel by the sea"  # 8 words: [CLS] + 8 + [SEP] = 10
 
@@ -172,46 +191,56 @@ def classifier_command(data_dir: str, output_dir: str, args, *extra: str) -> lis
 def run_logged(
     name: str,
     script_command: list[str],
-    every: int,
+    every: int | None = None,
     fixed_export: bool = False,
+    verbose: bool = False,
     repo_root: str = REPO_ROOT,
-):
-    """Runs the script (of the checkout `repo_root`) through LAUNCHER; returns (log text,
-    wall seconds, end time)."""
-    launcher = LAUNCHER.format(every=every, fixed_export=fixed_export)
+) -> script_logs.StampedRun:
+    """Runs the script of the checkout `repo_root` with its output stamped on arrival (in
+    LOG_DIR/name.log); `every`: its training hook's interval; `verbose`: --verbosity=1."""
+    script_command = list(script_command)
+    patches = []
+    if every is not None:
+        if script_logs.has_progress_hook(repo_root):
+            script_command.append(f"--log_every_steps={every}")
+        else:
+            patches.append(PATCHES["old_hook_interval"].format(every=every))
+    if fixed_export:
+        patches.append(PATCHES["fixed_export"])
+    if verbose:
+        script_command.append("--verbosity=1")
+    command = [sys.executable, *script_command]
+    if patches:
+        command = [sys.executable, "-c", LAUNCHER.format(patches="\n".join(patches))]
+        command += script_command
     log_path = os.path.join(LOG_DIR, f"{name}.log")
-    start = time.monotonic()
-    with open(log_path, "w") as log:
-        completed = subprocess.run(
-            [sys.executable, "-c", launcher, *script_command],
-            cwd=repo_root,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=repo_root),
-        )
-    end = datetime.datetime.now()
-    wall = time.monotonic() - start
-    with open(log_path) as log:
-        text = log.read()
-    if completed.returncode != 0:
-        raise RuntimeError(f"{name} failed; see {log_path}:\n{text[-3000:]}")
-    return text, wall, end
+    run = script_logs.run_stamped(
+        command,
+        log_path,
+        cwd=repo_root,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=repo_root),
+        header="# " + " ".join(command),
+    )
+    if run.returncode != 0:
+        raise RuntimeError(f"{name} failed; see {log_path}:\n{run.text[-3000:]}")
+    return run
 
 
-def training_examples_per_sec(log_text: str, batch_size: int) -> float:
-    reports: dict[int, float] = {}
-    for step, steps_per_sec, _ in HOOK_LINE.findall(log_text):
-        reports.setdefault(int(step), float(steps_per_sec))
-    steps = sorted(reports)
-    if len(steps) < 2:
-        raise RuntimeError("no throughput line after the warm-up one")
-    # Each report covers the steps since the one before; the first one is warm-up.
-    seconds = sum((b - a) / reports[b] for a, b in zip(steps, steps[1:], strict=False))
-    return (steps[-1] - steps[0]) * batch_size / seconds
+def training_examples_per_sec(run: script_logs.StampedRun, batch_size: int) -> float:
+    intervals = script_logs.measured_intervals(script_logs.hook_reports(run))
+    steps = sum(count for count, _ in intervals)
+    return steps * batch_size / sum(seconds for _, seconds in intervals)
 
 
 def train_once(mode: str, data_dir: str, round_index: int, args, tag: str) -> float:
-    num_steps = args.report_every * (args.reports + 1) + 1
+    # "baseline": the same command run by another checkout (say, before a change), which
+    # may not know the bucketing flags.
+    repo_root = args.baseline_repo if mode == "baseline" else REPO_ROOT
+    # The new hook's clock starts after step 1 and it reports at every multiple of
+    # report_every; the old one's reports come report_every steps after its first step,
+    # which may be step 0 or 1.
+    extra_step = 0 if script_logs.has_progress_hook(repo_root) else 1
+    num_steps = args.report_every * (args.reports + 1) + extra_step
     with open(os.path.join(data_dir, "train.tsv"), encoding="utf-8") as f:
         num_examples = sum(1 for _ in f) - 1
     # run_classifier.py derives its steps as int(examples / batch * epochs).
@@ -230,27 +259,11 @@ def train_once(mode: str, data_dir: str, round_index: int, args, tag: str) -> fl
         f"--save_checkpoints_steps={10 * num_steps}",
         *MODES.get(mode, []),
     )
-    # "baseline": the same command run by another checkout (say, before a change), which
-    # may not know the bucketing flags.
-    repo_root = args.baseline_repo if mode == "baseline" else REPO_ROOT
-    text, _, _ = run_logged(
+    run = run_logged(
         f"{tag}-train-{mode}-{round_index}", command, args.report_every, repo_root=repo_root
     )
     shutil.rmtree(output_dir, ignore_errors=True)
-    return training_examples_per_sec(text, args.train_batch_size)
-
-
-def log_time(line_match: re.Match, end: datetime.datetime) -> datetime.datetime:
-    month_day, hours, minutes, seconds = line_match.groups()
-    stamp = end.replace(
-        month=int(month_day[:2]),
-        day=int(month_day[2:]),
-        hour=int(hours),
-        minute=int(minutes),
-        second=0,
-        microsecond=0,
-    )
-    return stamp + datetime.timedelta(seconds=float(seconds))
+    return training_examples_per_sec(run, args.train_batch_size)
 
 
 def predict_once(mode: str, data_dir: str, round_index: int, args) -> tuple[float, float, str]:
@@ -265,24 +278,17 @@ def predict_once(mode: str, data_dir: str, round_index: int, args) -> tuple[floa
         f"--predict_batch_size={args.predict_batch_size}",
         *MODES[mode],
     )
-    text, wall, end = run_logged(f"predict-{mode}-{round_index}", command, HOOK_DEFAULT_INTERVAL)
+    run = run_logged(f"predict-{mode}-{round_index}", command, verbose=True)
     # The prediction loop starts once the graph is built and the checkpoint restored: at
     # the first "Done running local_init_op" after "Running prediction".
-    started = None
-    predicting = False
-    for line in text.splitlines():
-        predicting = predicting or "***** Running prediction *****" in line
-        if predicting and "Done running local_init_op" in line:
-            if match := ABSL_TIME.match(line):
-                started = log_time(match, end)
-                break
-    if started is None:
-        raise RuntimeError("no timestamped 'Done running local_init_op' line in the log")
+    started = script_logs.first_stamp_after(
+        run, "Done running local_init_op", after="***** Running prediction *****"
+    )
     with open(os.path.join(output_dir, "test_results.tsv"), encoding="utf-8") as f:
         results = f.read()
     num_examples = len(results.splitlines())
     shutil.rmtree(output_dir, ignore_errors=True)
-    return num_examples / (end - started).total_seconds(), wall, results
+    return num_examples / (run.seconds - started), run.seconds, results
 
 
 def export_models(data_dir: str, args) -> dict[str, str]:
@@ -295,7 +301,7 @@ def export_models(data_dir: str, args) -> dict[str, str]:
         for path in (export_dir, output_dir):
             shutil.rmtree(path, ignore_errors=True)
         command = classifier_command(data_dir, output_dir, args, f"--export_dir={export_dir}")
-        run_logged(f"export-{kind}", command, HOOK_DEFAULT_INTERVAL, fixed_export=kind == "fixed")
+        run_logged(f"export-{kind}", command, fixed_export=kind == "fixed")
         exports[kind] = export_dir
     return exports
 

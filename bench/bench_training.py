@@ -7,13 +7,14 @@ vocab and corpus from bench_create_pretraining_data.py's generator; pre-training
 written by the repo's own create_pretraining_data.py from that corpus; and a TSV of sentence
 pairs with random labels that run_classifier.py reads with its generic processor and
 tokenizes itself. Every configuration runs the real script in a fresh subprocess for a
-fixed number of steps; the figures come from the ThroughputHook's log lines
-(`step N: X steps/s, Y examples/s`), the first of which is dropped as warm-up.
-
-The hook reports every 100 steps, far too seldom for BERT-Base on a CPU, so the subprocess
-is started through a few-line launcher (`LAUNCHER`) that lowers the hook's interval to
---report_every and then runs the unchanged script as `__main__` (with --report_every=100
-the script is started directly).
+fixed number of steps with --log_every_steps=--report_every; the figures come from its
+training-progress lines (`step n/N (p%): loss = x, s steps/s, e examples/s, ETA t`): the
+steps they name, over the time between their arrivals, which this process stamps
+(script_logs.py says why that and not the speed in the line). The first line's interval,
+from the hook's first step, holds the graph's warm-up and is dropped. A run makes
+report_every x (reports + 1) steps, so the last step is a report too.
+The summaries TensorBoard shows are written at the same interval (--log_every_steps sets
+both); they are a few scalars, a negligible cost.
 
     .venv/bin/python bench/bench_training.py                       # everything, auto device
     .venv/bin/python bench/bench_training.py --models=small --variants=fp32,xla --tasks=pretraining
@@ -30,9 +31,9 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 import bench_create_pretraining_data as corpus_generator
+import script_logs
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
@@ -43,7 +44,6 @@ RUNS_DIR = os.path.join(DATA_DIR, "training-runs")
 TASKS = ("classifier", "pretraining")
 VARIANTS = ("fp32", "mixed", "xla", "accum")
 MAX_PREDICTIONS_PER_SEQ = 20
-HOOK_DEFAULT_INTERVAL = 100
 CORPUS_BYTES = 1_000_000
 NUM_CLASSIFIER_EXAMPLES = 1024
 
@@ -68,30 +68,16 @@ COMMON_CONFIG = dict(
 # Per device and model size: (optimizer steps between hook reports, measured reports).
 # On a 2-core CPU a step at batch 8 x 128 tokens takes 0.3-0.8 s for the small model and
 # 5-10 s for BERT-Base (depending on other jobs), whose first three steps are slower still
-# (graph optimization, allocation): its first report, covering steps 2-3, is dropped and
-# steps 4-5 are measured.
-# On a GPU both sizes are fast enough for the hook's own 100.
+# (graph optimization, allocation): its first report, at step 3 (covering steps 2-3, the
+# hook's clock starts after step 1), is dropped and steps 4-6 are measured.
+# On a GPU both sizes are fast enough for the original's interval of 100.
 DEFAULT_SCHEDULE = {
     ("cpu", "small"): (10, 3),
-    ("cpu", "base"): (2, 1),
+    ("cpu", "base"): (3, 1),
     ("gpu", "small"): (100, 3),
     ("gpu", "base"): (100, 3),
 }
 DEFAULT_BATCH_SIZE = {"cpu": 8, "gpu": 32}
-
-HOOK_LINE = re.compile(r"step (\d+): ([0-9.]+) steps/s, ([0-9.]+) examples/s")
-
-# Runs `python -c LAUNCHER script.py --flags...` as `python script.py --flags...` would,
-# with the hook's interval (its only default argument) changed first.
-LAUNCHER = """\
-import runpy, sys
-import estimator_builder
-if estimator_builder.ThroughputHook.__init__.__defaults__ != ({default},):
-    sys.exit("ThroughputHook's arguments changed: update LAUNCHER in bench_training.py")
-estimator_builder.ThroughputHook.__init__.__defaults__ = ({every},)
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
 
 
 @dataclasses.dataclass
@@ -243,17 +229,6 @@ def task_command(task: str, num_steps: int, inputs: dict, args: argparse.Namespa
     ]
 
 
-def parse_hook_lines(log_text: str) -> list[tuple[int, float, float]]:
-    """(step, steps/s, examples/s) of every ThroughputHook report in a log, in order.
-
-    TensorFlow's logger and absl's both print each report, so a step's second line is
-    dropped."""
-    reports: dict[int, tuple[int, float, float]] = {}
-    for step, steps, examples in HOOK_LINE.findall(log_text):
-        reports.setdefault(int(step), (int(step), float(steps), float(examples)))
-    return list(reports.values())
-
-
 def last_error_line(log_text: str) -> str:
     """The most telling line of a failed run: the exception that ended it."""
     lines = [line.strip() for line in log_text.splitlines() if line.strip()]
@@ -267,9 +242,9 @@ def run_one(task: str, model: str, variant: str, inputs: dict, args: argparse.Na
     default_every, default_reports = DEFAULT_SCHEDULE[(args.device, model)]
     report_every = args.report_every or default_every
     reports = args.reports or default_reports
-    # The hook's first call only starts its clock; its first report is warm-up; then
-    # --reports measured intervals.
-    num_steps = report_every * (reports + 1) + 1
+    # The hook's clock starts after step 1; its first report (at step report_every) is
+    # warm-up; then --reports measured intervals, the last ending at the last step.
+    num_steps = report_every * (reports + 1)
     name = f"{task}-{model}-{variant}"
     output_dir = os.path.join(RUNS_DIR, name)
     shutil.rmtree(output_dir, ignore_errors=True)
@@ -283,48 +258,35 @@ def run_one(task: str, model: str, variant: str, inputs: dict, args: argparse.Na
         f"--max_seq_length={args.max_seq_length}",
         f"--save_checkpoints_steps={10 * num_steps}",
         "--random_seed=1",
+        f"--log_every_steps={report_every}",
     ]
     script_command = [*script_and_task_flags, *common, *extra, *args.extra_flags.split()]
-    if report_every == HOOK_DEFAULT_INTERVAL:
-        command = [sys.executable, *script_command]
-    else:
-        launcher = LAUNCHER.format(default=HOOK_DEFAULT_INTERVAL, every=report_every)
-        command = [sys.executable, "-c", launcher, *script_command]
+    command = [sys.executable, *script_command]
     result = Result(task, model, variant, " ".join(extra))
     log_path = os.path.join(LOG_DIR, f"{name}.log")
-    start = time.monotonic()
-    with open(log_path, "w") as log:
-        log.write("# " + " ".join(script_command) + f"  (hook every {report_every} steps)\n")
-        log.flush()
-        completed = subprocess.run(
-            command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=args.timeout
-        )
-    result.wall_seconds = time.monotonic() - start
+    run = script_logs.run_stamped(
+        command, log_path, cwd=REPO_ROOT, timeout=args.timeout, header="# " + " ".join(command)
+    )
+    result.wall_seconds = run.seconds
     # Other jobs share the machine; the 1-minute load average at the end tells how much.
     result.load_average = os.getloadavg()[0]
-    with open(log_path) as log:
-        log_text = log.read()
     if not args.keep_outputs:
         shutil.rmtree(output_dir, ignore_errors=True)
-    if completed.returncode != 0:
-        result.error = last_error_line(log_text)
+    if run.timed_out:
+        result.error = f"killed after --timeout={args.timeout:g} s; see {log_path}"
         return result
-    reports_seen = parse_hook_lines(log_text)
-    if len(reports_seen) < 2:
-        result.error = f"no throughput line after the warm-up one; see {log_path}"
+    if run.returncode != 0:
+        result.error = last_error_line(run.text)
         return result
-    # Each report covers the steps since the one before it; the first report's interval
-    # (from the hook's first step) is the warm-up and is left out.
-    measured = reports_seen[1:]
-    steps = [
-        step - previous_step
-        for (step, _, _), (previous_step, _, _) in zip(measured, reports_seen[:-1], strict=True)
-    ]
-    seconds = sum(count / rate for count, (_, rate, _) in zip(steps, measured, strict=True))
-    result.measured_steps = sum(steps)
-    result.steps_per_sec = result.measured_steps / seconds
+    reports = script_logs.hook_reports(run)
+    if len(reports) < 2:
+        result.error = f"no training-progress line after the warm-up one; see {log_path}"
+        return result
+    intervals = script_logs.measured_intervals(reports)
+    result.measured_steps = sum(steps for steps, _ in intervals)
+    result.steps_per_sec = result.measured_steps / sum(seconds for _, seconds in intervals)
     result.examples_per_sec = result.steps_per_sec * args.train_batch_size
-    rates = [examples for _, _, examples in measured]
+    rates = [steps / seconds * args.train_batch_size for steps, seconds in intervals]
     result.spread = f"{min(rates):.1f}-{max(rates):.1f}"
     return result
 
@@ -411,15 +373,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--report_every",
         type=int,
         default=None,
-        help="Steps between throughput reports (default per device and model size: CPU small "
-        "10, CPU base 2, GPU 100).",
+        help="--log_every_steps of the runs: steps between the progress lines measured "
+        "(default per device and model size: CPU small 10, CPU base 3, GPU 100).",
     )
     parser.add_argument(
         "--reports",
         type=int,
         default=None,
         help="Measured reports per run, after the dropped warm-up one (default: CPU base 1, "
-        "else 3); a run makes report_every x (reports + 1) + 1 steps.",
+        "else 3); a run makes report_every x (reports + 1) steps.",
     )
     parser.add_argument(
         "--extra_flags",
