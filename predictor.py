@@ -26,7 +26,8 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TextIO
 
 import numpy as np
 import tensorflow as tf
@@ -579,6 +580,29 @@ def parse_line(line: str) -> TextOrPair:
     return (text_a, text_b) if tab else text_a
 
 
+PROMPT = "> "
+
+
+def prompted_lines(
+    stream: TextIO, prompt: str = PROMPT, prompt_to: TextIO | None = None
+) -> Iterator[str]:
+    """The lines of `stream` as they are read; when `stream` is a terminal, each is asked
+    for with `prompt`, written to `prompt_to` (stderr, as Python's own prompt, so that
+    redirected output holds the predictions only). Piped input gets no prompt."""
+    prompt_to = prompt_to or sys.stderr
+    at_terminal = stream.isatty()
+    while True:
+        if at_terminal:
+            prompt_to.write(prompt)
+            prompt_to.flush()
+        line = stream.readline()
+        if not line:
+            if at_terminal:  # end the prompt's line after Ctrl-D
+                prompt_to.write("\n")
+            return
+        yield line
+
+
 def classify_lines(predictor: ClassifierPredictor, lines: Iterable[str], out=None) -> int:
     """Classifies each non-blank line as it arrives (so it works at a terminal) and prints
     one prediction per line; returns how many were printed."""
@@ -615,9 +639,9 @@ def main(argv: list[str]) -> None:
     export_dir = flags.FLAGS.export_dir
     metadata = export.read_export_metadata(export.resolve_saved_model_dir(export_dir))
     if metadata.get("task") == "ner":
-        tag_lines(NerPredictor(export_dir), sys.stdin)
+        tag_lines(NerPredictor(export_dir), prompted_lines(sys.stdin))
     else:
-        classify_lines(ClassifierPredictor(export_dir), sys.stdin)
+        classify_lines(ClassifierPredictor(export_dir), prompted_lines(sys.stdin))
 
 
 if __name__ == "__main__":

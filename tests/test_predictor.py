@@ -178,9 +178,11 @@ def test_freezing_a_directory_without_a_saved_model_names_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_interactive_classifies_each_line_of_stdin(trained):
+def test_interactive_alone_needs_only_the_export(trained):
+    """`run_classifier.py --interactive --export_dir=...` reads vocab, labels and settings
+    from the export: no --data_dir, --bert_config_file, --output_dir or --task_name."""
     command = [sys.executable, str(REPO_ROOT / "run_classifier.py"), "--interactive"]
-    command += [f"--{name}={value}" for name, value in trained["flags"].items()]
+    command.append(f"--export_dir={trained['exported']}")
     texts = trained["texts"][:2]
     result = subprocess.run(
         command,
@@ -195,9 +197,48 @@ def test_interactive_classifies_each_line_of_stdin(trained):
     lines = result.stdout.splitlines()
     assert len(lines) == 2, result.stdout
     for line, expected in zip(lines, trained["expected"][:2], strict=True):
-        label, probability = line.split("\t")
+        label, probability = line.split("\t")[:2]
         assert label == ["happy", "sad"][expected.argmax()]
         assert abs(float(probability) - expected.max()) <= 1e-5
+    # Piped input: no prompt anywhere.
+    assert predictor.PROMPT not in result.stdout + result.stderr
+
+
+def test_interactive_without_export_dir_names_the_flag(tmp_path):
+    result = run_script("run_classifier.py", {"interactive": True}, expect_failure=True)
+    assert "--interactive reads the model from --export_dir, which is not set" in result.stdout
+
+
+def test_training_flags_stay_required_without_interactive(tmp_path):
+    result = run_script("run_classifier.py", {"do_train": True}, expect_failure=True)
+    assert "--data_dir, --bert_config_file, --output_dir must be set" in result.stdout
+
+
+def test_lines_read_from_a_terminal_are_prompted_for():
+    import io
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, "one\n第二行\n".encode() + b"\x04")  # Ctrl-D: end of input
+        with open(terminal, encoding="utf-8", closefd=False) as stream:
+            assert stream.isatty()
+            prompts = io.StringIO()
+            lines = list(predictor.prompted_lines(stream, prompt_to=prompts))
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert lines == ["one\n", "第二行\n"]
+    # One prompt per line read, one for the end of input, then a newline after it.
+    assert prompts.getvalue() == "> > > \n"
+
+
+def test_piped_lines_get_no_prompt():
+    import io
+
+    prompts = io.StringIO()
+    lines = list(predictor.prompted_lines(io.StringIO("one\ntwo\n"), prompt_to=prompts))
+    assert lines == ["one\n", "two\n"] and prompts.getvalue() == ""
 
 
 PASSAGES = [
