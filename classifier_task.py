@@ -75,7 +75,7 @@ def define_flags() -> None:
         "After everything else, or alone with --export_dir only (vocab, labels and settings "
         "come from the export): classify lines read from stdin (text_a, or "
         "text_a<TAB>text_b; a '> ' prompt when stdin is a terminal) with the newest model "
-        "in --export_dir, printing label<TAB>probability per line.",
+        "in --export_dir, printing label<TAB>probability<TAB>the input line, per line.",
     )
     _define_generic_data_flags()
 

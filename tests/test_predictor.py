@@ -196,12 +196,52 @@ def test_interactive_alone_needs_only_the_export(trained):
     assert result.returncode == 0, result.stderr[-4000:]
     lines = result.stdout.splitlines()
     assert len(lines) == 2, result.stdout
-    for line, expected in zip(lines, trained["expected"][:2], strict=True):
-        label, probability = line.split("\t")[:2]
+    for line, text, expected in zip(lines, texts, trained["expected"][:2], strict=True):
+        label, probability, echoed = line.split("\t")
         assert label == ["happy", "sad"][expected.argmax()]
         assert abs(float(probability) - expected.max()) <= 1e-5
+        assert echoed == text
     # Piped input: no prompt anywhere.
     assert predictor.PROMPT not in result.stdout + result.stderr
+
+
+def run_predictor_cli(export_dir, stdin: str, *flags: str) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "predictor.py"), f"--export_dir={export_dir}", *flags],
+        input=stdin,
+        cwd=REPO_ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO_ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout.splitlines()
+
+
+@pytest.mark.slow
+def test_predictor_cli_prints_label_probability_and_text(trained):
+    """The quickstart's last step: label name, probability and the sentence, tab-separated;
+    a pair comes back as its two texts. --print_text=false keeps the bare prediction."""
+    texts = trained["texts"][:2]
+    expected = trained["expected"]
+    stdin = f"{texts[0]}\n\n{texts[1]}\twonderful\n"
+    want_pair = predictor.ClassifierPredictor(str(trained["exported"])).predict(
+        [(texts[1], "wonderful")]
+    )
+    lines = run_predictor_cli(trained["exported"], stdin)
+    assert len(lines) == 2, lines  # the blank line is skipped
+    label, probability, text = lines[0].split("\t")
+    assert label == ["happy", "sad"][expected[0].argmax()]
+    assert abs(float(probability) - expected[0].max()) <= 1e-5
+    assert text == texts[0]
+    label, probability, text_a, text_b = lines[1].split("\t")
+    assert label == want_pair.labels[0]
+    assert abs(float(probability) - want_pair.probabilities[0].max()) <= 1e-5
+    assert (text_a, text_b) == (texts[1], "wonderful")
+
+    bare = run_predictor_cli(trained["exported"], texts[0] + "\n", "--print_text=false")
+    assert bare == [lines[0].rsplit("\t", 1)[0]]
 
 
 def test_interactive_without_export_dir_names_the_flag(tmp_path):
