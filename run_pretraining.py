@@ -27,6 +27,7 @@ import finetuning
 import modeling
 import pooling
 import tfrecord_io
+import tokenization
 
 tf1 = tf.compat.v1
 FLAGS = flags.FLAGS
@@ -65,6 +66,26 @@ def define_flags() -> None:
     flags.DEFINE_integer("num_train_steps", 100000, "Number of training steps.")
     flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.")
     flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
+    # Not read by training (the records hold token ids): the encoder export ships the
+    # tokenizer so that a client of it tokenizes as the records were made.
+    flags.DEFINE_string(
+        "vocab_file",
+        None,
+        "Optional: the WordPiece vocab the records were made with; --export_dir ships it in "
+        "the export's assets.extra/ (as run_classifier.py's exports do).",
+    )
+    flags.DEFINE_string(
+        "spm_model_file",
+        None,
+        "Optional: the SentencePiece model the records were made with (instead of "
+        "--vocab_file), shipped the same way.",
+    )
+    flags.DEFINE_bool(
+        "do_lower_case",
+        True,
+        "With --vocab_file: whether the records were made from lower-cased text; recorded in "
+        "the export for its predictor.",
+    )
     estimator_builder.define_hardware_flags()
     estimator_builder.define_gpu_flags()
     export.define_export_flag()
@@ -323,7 +344,8 @@ def encoder_spec(
 
 def export_encoder(model_fn, pooling_settings: dict) -> str:
     """--export_dir: a SavedModel of the encoder from the last checkpoint in --output_dir,
-    or from --init_checkpoint when there is none (say, a checkpoint from Google)."""
+    or from --init_checkpoint when there is none (say, a checkpoint from Google), with the
+    tokenizer of --vocab_file / --spm_model_file in its assets.extra/ when one is given."""
     with finetuning.checkpoint_to_export(
         model_fn, FLAGS.output_dir, FLAGS.init_checkpoint, FLAGS.max_seq_length
     ) as checkpoint:
@@ -332,7 +354,12 @@ def export_encoder(model_fn, pooling_settings: dict) -> str:
             checkpoint,
             FLAGS.export_dir,
             FLAGS.max_seq_length,
-            metadata={"task": "encoder", "pooling": pooling_settings},
+            assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),
+            metadata={
+                "task": "encoder",
+                "do_lower_case": FLAGS.do_lower_case,
+                "pooling": pooling_settings,
+            },
         )
 
 
@@ -358,7 +385,13 @@ def main(_) -> None:
     pooling_settings = (
         pooling.settings_from_flags(bert_config.num_hidden_layers) if FLAGS.export_dir else None
     )
-    estimator_builder.check_model_flags(bert_config)
+    tokenizer = None
+    if FLAGS.vocab_file or FLAGS.spm_model_file:
+        tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
+        tokenizer = tokenization.create_tokenizer(
+            FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
+        )
+    estimator_builder.check_model_flags(bert_config, tokenizer)
     features = pretraining_features(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
     if FLAGS.do_train or FLAGS.do_eval:
         if not FLAGS.input_file:

@@ -262,3 +262,40 @@ def test_encoder_export_from_init_checkpoint_alone(pretraining_data, tmp_path):
     )
     assert check.returncode == 0, check.stderr[-3000:]
     assert "encoder export matches" in check.stdout
+
+
+@pytest.mark.slow
+def test_encoder_export_ships_the_vocab_for_its_predictor(pretraining_data, tmp_path):
+    """--vocab_file: the export carries vocab.txt and do_lower_case, so EncoderPredictor
+    needs nothing but the export to turn text into vectors."""
+    import json
+
+    import predictor
+
+    exported = tmp_path / "exported"
+    run_script(
+        "run_pretraining.py",
+        pretraining_flags(
+            pretraining_data,
+            tmp_path / "model",
+            do_train=True,
+            num_train_steps=1,
+            export_dir=exported,
+            vocab_file=pretraining_data / "vocab.txt",
+            do_lower_case=True,
+        ),
+    )
+    (export_path,) = [path for path in exported.iterdir() if path.is_dir()]
+    extra = export_path / "assets.extra"
+    assert (extra / "vocab.txt").read_bytes() == (pretraining_data / "vocab.txt").read_bytes()
+    assert json.loads((extra / "bert_export.json").read_text())["do_lower_case"] is True
+
+    encoder = predictor.EncoderPredictor(str(exported))
+    vocab = (pretraining_data / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    # Upper case in, the vocab's lower-cased words out: do_lower_case came with the export.
+    features = encoder.featurize(["The RIVER"])
+    tokens = ["[CLS]", "the", "river", "[SEP]"]
+    padding = [0] * (SEQ_LENGTH - len(tokens))
+    assert features["input_ids"].tolist() == [[vocab.index(t) for t in tokens] + padding]
+    assert encoder.encode(["the river"]).shape == (1, 64)
+
