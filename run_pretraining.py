@@ -43,6 +43,12 @@ def define_flags() -> None:
         "input_file", None, "Input TF example files (can be a glob or comma separated)."
     )
     flags.DEFINE_string(
+        "eval_input_file",
+        None,
+        "Input TF example files of --do_eval (globs, comma separated, as --input_file), "
+        "say held-out records; default: the --input_file files, as the original evaluates.",
+    )
+    flags.DEFINE_string(
         "output_dir", None, "The output directory where the model checkpoints will be written."
     )
     flags.DEFINE_string(
@@ -377,6 +383,22 @@ def pretraining_features(max_seq_length: int, max_predictions_per_seq: int) -> d
     }
 
 
+def checked_record_files(patterns: str, flag_name: str, features: dict) -> list[str]:
+    """The files of --<flag_name> (comma-separated globs), each checked to hold records of
+    `features` before any work starts."""
+    files = tfrecord_io.glob_input_files(patterns, flag_name)
+    tfrecord_io.check_record_files(
+        files,
+        features,
+        flag_hint="check --max_seq_length and --max_predictions_per_seq against the values "
+        "used by create_pretraining_data.py",
+    )
+    tf1.logging.info("*** Input Files (--%s) ***", flag_name)
+    for input_file in files:
+        tf1.logging.info("  %s", input_file)
+    return files
+
+
 def main(_) -> None:
     tf1.logging.set_verbosity(tf1.logging.INFO)
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.export_dir):
@@ -393,19 +415,15 @@ def main(_) -> None:
         )
     estimator_builder.check_model_flags(bert_config, tokenizer)
     features = pretraining_features(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
-    if FLAGS.do_train or FLAGS.do_eval:
+    if FLAGS.do_train:
         if not FLAGS.input_file:
-            raise ValueError("--do_train and --do_eval read --input_file, which is not set")
-        input_files = tfrecord_io.glob_input_files(FLAGS.input_file, "input_file")
-        tfrecord_io.check_record_files(
-            input_files,
-            features,
-            flag_hint="check --max_seq_length and --max_predictions_per_seq against the values "
-            "used by create_pretraining_data.py",
-        )
-        tf1.logging.info("*** Input Files ***")
-        for input_file in input_files:
-            tf1.logging.info("  %s", input_file)
+            raise ValueError("--do_train reads --input_file, which is not set")
+        train_files = checked_record_files(FLAGS.input_file, "input_file", features)
+    if FLAGS.do_eval:
+        eval_flag = "eval_input_file" if FLAGS.eval_input_file else "input_file"
+        if not FLAGS[eval_flag].value:
+            raise ValueError("--do_eval reads --eval_input_file (or --input_file): neither is set")
+        eval_files = checked_record_files(FLAGS[eval_flag].value, eval_flag, features)
     tf.io.gfile.makedirs(FLAGS.output_dir)
 
     model_fn = model_fn_builder(
@@ -430,14 +448,14 @@ def main(_) -> None:
         tf1.logging.info("***** Running training *****")
         tf1.logging.info("  Batch size = %d", FLAGS.train_batch_size)
         train_input_fn = tfrecord_io.input_fn_builder(
-            input_files, features, is_training=True, drop_remainder=True
+            train_files, features, is_training=True, drop_remainder=True
         )
         estimator.train(train_input_fn, max_steps=FLAGS.num_train_steps)
     if FLAGS.do_eval:
         tf1.logging.info("***** Running evaluation *****")
         tf1.logging.info("  Batch size = %d", FLAGS.eval_batch_size)
         eval_input_fn = tfrecord_io.input_fn_builder(
-            input_files, features, is_training=False, drop_remainder=True, repeat=True
+            eval_files, features, is_training=False, drop_remainder=True, repeat=True
         )
         result = estimator.evaluate(eval_input_fn, steps=FLAGS.max_eval_steps)
         estimator_builder.write_eval_results(
