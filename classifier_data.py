@@ -84,6 +84,9 @@ class InputExample:
       label: a string (classification), a float (regression), a list of strings (multi-label)
         or None when unlabelled.
       source: where the example was read, "path:line", quoted in error messages.
+      example_id: the id the data file itself gives the example (GLUE's `index` column of a
+        test file, a generic file's `id_column`), written back beside its prediction; None
+        when the file has none.
     """
 
     guid: str
@@ -91,6 +94,7 @@ class InputExample:
     text_b: str | None = None
     label: Label = None
     source: str | None = dataclasses.field(default=None, compare=False, repr=False)
+    example_id: str | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def location(self) -> str:
         """Where the example came from, for error messages."""
@@ -211,6 +215,9 @@ class DataProcessor:
 
     task_kind: str = CLASSIFICATION
     metric_name: str = classifier_metrics.ACCURACY
+    # The header of the test file's own id column (the `example_id` of its examples), None
+    # when its examples have none.
+    test_id_name: str | None = None
     # The encoding of the data files (scripts set it from --input_encoding).
     input_encoding: str = input_files.DEFAULT_ENCODING
 
@@ -251,6 +258,9 @@ class TsvLayout:
         file (header included), as the original does for MRPC and CoLA.
       has_header: whether line 1 names the columns (and sets how many each row must have).
       num_columns: fields per row for files without a header.
+      id_column: column of the file's own example id (GLUE test files' `index`), kept as the
+        examples' `example_id`; None when there is none.
+      id_name: that column's header.
     """
 
     file_name: str
@@ -261,6 +271,8 @@ class TsvLayout:
     guid: int | None = None
     has_header: bool = True
     num_columns: int | None = None
+    id_column: int | None = None
+    id_name: str = "index"
 
 
 class TsvTaskProcessor(DataProcessor):
@@ -289,6 +301,11 @@ class TsvTaskProcessor(DataProcessor):
 
     def get_labels(self) -> list[str]:
         return list(self.labels)
+
+    @property
+    def test_id_name(self) -> str | None:
+        layout = self.test_layout
+        return layout.id_name if layout.id_column is not None else None
 
     def _dummy_label(self) -> Label:
         return self.labels[0] if self.labels else None
@@ -342,6 +359,7 @@ class TsvTaskProcessor(DataProcessor):
             text_b=fields[layout.text_b] if layout.text_b is not None else None,
             label=label,
             source=_location(path, line),
+            example_id=fields[layout.id_column] if layout.id_column is not None else None,
         )
 
 
@@ -354,7 +372,7 @@ class ColaProcessor(TsvTaskProcessor):
         "train.tsv", "train", text_a=3, label=1, has_header=False, num_columns=4
     )
     dev_layout = TsvLayout("dev.tsv", "dev", text_a=3, label=1, has_header=False, num_columns=4)
-    test_layout = TsvLayout("test.tsv", "test", text_a=1)
+    test_layout = TsvLayout("test.tsv", "test", text_a=1, id_column=0)
 
 
 class MnliProcessor(TsvTaskProcessor):
@@ -364,7 +382,9 @@ class MnliProcessor(TsvTaskProcessor):
     labels = ("contradiction", "entailment", "neutral")
     train_layout = TsvLayout("train.tsv", "train", text_a=8, text_b=9, label=-1, guid=0)
     dev_layout = TsvLayout("dev_matched.tsv", "dev_matched", text_a=8, text_b=9, label=-1, guid=0)
-    test_layout = TsvLayout("test_matched.tsv", "test", text_a=8, text_b=9, guid=0)
+    test_layout = TsvLayout(
+        "test_matched.tsv", "test", text_a=8, text_b=9, guid=0, id_column=0
+    )
 
 
 class MnliMismatchedProcessor(MnliProcessor):
@@ -373,7 +393,9 @@ class MnliMismatchedProcessor(MnliProcessor):
     dev_layout = TsvLayout(
         "dev_mismatched.tsv", "dev_mismatched", text_a=8, text_b=9, label=-1, guid=0
     )
-    test_layout = TsvLayout("test_mismatched.tsv", "test_mismatched", text_a=8, text_b=9, guid=0)
+    test_layout = TsvLayout(
+        "test_mismatched.tsv", "test_mismatched", text_a=8, text_b=9, guid=0, id_column=0
+    )
 
 
 class MrpcProcessor(TsvTaskProcessor):
@@ -383,7 +405,7 @@ class MrpcProcessor(TsvTaskProcessor):
     metric_name = classifier_metrics.ACCURACY_AND_F1
     train_layout = TsvLayout("train.tsv", "train", text_a=3, text_b=4, label=0)
     dev_layout = TsvLayout("dev.tsv", "dev", text_a=3, text_b=4, label=0)
-    test_layout = TsvLayout("test.tsv", "test", text_a=3, text_b=4)
+    test_layout = TsvLayout("test.tsv", "test", text_a=3, text_b=4, id_column=0)
 
 
 class Sst2Processor(TsvTaskProcessor):
@@ -392,7 +414,7 @@ class Sst2Processor(TsvTaskProcessor):
     labels = ("0", "1")
     train_layout = TsvLayout("train.tsv", "train", text_a=0, label=1)
     dev_layout = TsvLayout("dev.tsv", "dev", text_a=0, label=1)
-    test_layout = TsvLayout("test.tsv", "test", text_a=1, guid=0)
+    test_layout = TsvLayout("test.tsv", "test", text_a=1, guid=0, id_column=0)
 
 
 class QnliProcessor(TsvTaskProcessor):
@@ -401,7 +423,7 @@ class QnliProcessor(TsvTaskProcessor):
     labels = ("entailment", "not_entailment")
     train_layout = TsvLayout("train.tsv", "train", text_a=1, text_b=2, label=3, guid=0)
     dev_layout = TsvLayout("dev.tsv", "dev", text_a=1, text_b=2, label=3, guid=0)
-    test_layout = TsvLayout("test.tsv", "test", text_a=1, text_b=2, guid=0)
+    test_layout = TsvLayout("test.tsv", "test", text_a=1, text_b=2, guid=0, id_column=0)
 
 
 class QqpProcessor(TsvTaskProcessor):
@@ -418,7 +440,9 @@ class QqpProcessor(TsvTaskProcessor):
     skips_malformed_rows = True
     train_layout = TsvLayout("train.tsv", "train", text_a=3, text_b=4, label=5, guid=0)
     dev_layout = TsvLayout("dev.tsv", "dev", text_a=3, text_b=4, label=5, guid=0)
-    test_layout = TsvLayout("test.tsv", "test", text_a=1, text_b=2, guid=0)
+    test_layout = TsvLayout(
+        "test.tsv", "test", text_a=1, text_b=2, guid=0, id_column=0, id_name="id"
+    )
 
 
 class RteProcessor(TsvTaskProcessor):
@@ -427,7 +451,7 @@ class RteProcessor(TsvTaskProcessor):
     labels = ("entailment", "not_entailment")
     train_layout = TsvLayout("train.tsv", "train", text_a=1, text_b=2, label=3, guid=0)
     dev_layout = TsvLayout("dev.tsv", "dev", text_a=1, text_b=2, label=3, guid=0)
-    test_layout = TsvLayout("test.tsv", "test", text_a=1, text_b=2, guid=0)
+    test_layout = TsvLayout("test.tsv", "test", text_a=1, text_b=2, guid=0, id_column=0)
 
 
 class WnliProcessor(RteProcessor):
@@ -444,7 +468,7 @@ class StsbProcessor(TsvTaskProcessor):
     metric_name = classifier_metrics.PEARSON_AND_SPEARMAN
     train_layout = TsvLayout("train.tsv", "train", text_a=7, text_b=8, label=9, guid=0)
     dev_layout = TsvLayout("dev.tsv", "dev", text_a=7, text_b=8, label=9, guid=0)
-    test_layout = TsvLayout("test.tsv", "test", text_a=7, text_b=8, guid=0)
+    test_layout = TsvLayout("test.tsv", "test", text_a=7, text_b=8, guid=0, id_column=0)
 
 
 class XnliProcessor(DataProcessor):
@@ -603,6 +627,9 @@ class GenericProcessor(DataProcessor):
       label_separator: separator of multi-label fields, e.g. "sports|politics".
       metric_name: a `classifier_metrics` family; default by task kind (`per_class`,
         `pearson_and_spearman`, `multi_label`).
+      id_column: column (or key) of the test file holding each example's own id, kept as
+        its `example_id` (and written first in test_predictions.tsv); None for none. Only
+        the test file is read for it.
 
     Labels are stripped of surrounding spaces. A non-string JSON label (1, true) becomes its
     JSON text ("1", "true").
@@ -624,6 +651,7 @@ class GenericProcessor(DataProcessor):
         task_kind: str = CLASSIFICATION,
         label_separator: str = "|",
         metric_name: str | None = None,
+        id_column: Column | None = None,
     ) -> None:
         if file_format is not None and file_format not in FILE_FORMATS:
             raise ValueError(f"file_format={file_format!r}: expected one of {FILE_FORMATS}")
@@ -639,7 +667,7 @@ class GenericProcessor(DataProcessor):
             raise ValueError("label_separator must not be empty for multi-label data")
         named_columns = [
             column
-            for column in (text_a_column, text_b_column, label_column)
+            for column in (text_a_column, text_b_column, label_column, id_column)
             if isinstance(column, str)
         ]
         if has_header is None:
@@ -651,7 +679,12 @@ class GenericProcessor(DataProcessor):
         self.data_dir = data_dir
         self.file_format = file_format
         self.file_names = {"train": train_file, "dev": dev_file, "test": test_file}
-        self.columns = {"text_a": text_a_column, "text_b": text_b_column, "label": label_column}
+        self.columns = {
+            "text_a": text_a_column,
+            "text_b": text_b_column,
+            "label": label_column,
+            "id": id_column,
+        }
         self.has_header = has_header
         self.delimiter = delimiter
         self.task_kind = task_kind
@@ -670,6 +703,15 @@ class GenericProcessor(DataProcessor):
 
     def get_test_examples(self, data_dir: str) -> list[InputExample]:
         return self._read_split(data_dir, "test")
+
+    @property
+    def test_id_name(self) -> str | None:
+        """The header of test_predictions.tsv's id column: the id column's name, or `id`
+        for one given by index."""
+        column = self.columns["id"]
+        if column is None:
+            return None
+        return column if isinstance(column, str) else "id"
 
     def get_labels(self) -> list[str]:
         """The given labels, or those of the training file (read once), [] for regression."""
@@ -728,6 +770,8 @@ class GenericProcessor(DataProcessor):
         wanted = dict(self.columns)
         if split == "test":
             wanted["label"] = None
+        else:
+            wanted["id"] = None
         if file_format == "jsonl":
             records = _read_json_lines(path, self.input_encoding)
             columns = _json_keys(path, wanted)
@@ -790,12 +834,16 @@ class GenericProcessor(DataProcessor):
         label = None
         if columns["label"] is not None:
             label = self._parse_label(_field(record, columns["label"], "label", where), where)
+        example_id = None
+        if columns["id"] is not None:
+            example_id = _id_text(_field(record, columns["id"], "id", where), where)
         return InputExample(
             guid=guid,
             text_a=_text_field(record, columns["text_a"], "text_a", where, allow_null=False),
             text_b=text_b,
             label=label,
             source=where,
+            example_id=example_id,
         )
 
     def _parse_label(self, value: Any, where: str) -> Label:
@@ -878,6 +926,17 @@ def _text_field(
     if not isinstance(value, str):
         raise DataFormatError(f"{where}: {name} must be a string, found {json.dumps(value)}")
     return value
+
+
+def _id_text(value: Any, where: str) -> str:
+    """An example id as text: a string as it is, a JSON number as its JSON text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return json.dumps(value)
+    raise DataFormatError(
+        f"{where}: the id must be a string or a number, found {json.dumps(value)}"
+    )
 
 
 def _label_text(value: Any) -> str:

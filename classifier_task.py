@@ -72,9 +72,10 @@ def define_flags() -> None:
     flags.DEFINE_bool(
         "interactive",
         False,
-        "After everything else (or alone, without --do_*): classify lines read from stdin "
-        "(text_a, or text_a<TAB>text_b) with the newest model in --export_dir, printing "
-        "label<TAB>probability per line.",
+        "After everything else, or alone with --export_dir only (vocab, labels and settings "
+        "come from the export): classify lines read from stdin (text_a, or "
+        "text_a<TAB>text_b; a '> ' prompt when stdin is a terminal) with the newest model "
+        "in --export_dir, printing label<TAB>probability<TAB>the input line, per line.",
     )
     _define_generic_data_flags()
 
@@ -92,6 +93,12 @@ def _define_generic_data_flags() -> None:
         "text_b_column", None, "Generic data: column or key of text_b (sentence pairs)."
     )
     flags.DEFINE_string("label_column", "label", "Generic data: column or key of the label.")
+    flags.DEFINE_string(
+        "id_column",
+        None,
+        "Generic data: column or key of the test file holding each example's own id, written "
+        "as the first column of test_predictions.tsv.",
+    )
     flags.DEFINE_bool(
         "has_header",
         None,
@@ -161,6 +168,7 @@ def _generic_processor(flag_values) -> classifier_data.GenericProcessor:
         labels=flag_values.labels,
         task_kind=kind,
         label_separator=flag_values.label_separator,
+        id_column=classifier_data.parse_column(flag_values.id_column),
     )
 
 
@@ -409,13 +417,23 @@ def predicted_labels(
     return [label_list[index] for index in np.argmax(probabilities, axis=-1)]
 
 
-def write_readable_predictions(path: str, examples, predictions: list[str]) -> None:
-    """test_predictions.tsv: guid, predicted label and the input text, with a header."""
-    lines = ["guid\tprediction\ttext_a\ttext_b\n"]
+def write_readable_predictions(
+    path: str, examples, predictions: list[str], id_name: str | None = None
+) -> None:
+    """test_predictions.tsv, with a header: guid, predicted label and the input text, after
+    the test file's own id column (headed `id_name`: GLUE's `index`, --id_column) when it
+    has one."""
+    header = ["guid", "prediction", "text_a", "text_b"]
+    if id_name:
+        header.insert(0, id_name)
+    lines = ["\t".join(header) + "\n"]
     for example, prediction in zip(examples, predictions, strict=True):
         texts = [example.text_a or "", example.text_b or ""]
-        cleaned = [" ".join(text.split()) for text in texts]
-        lines.append("\t".join([str(example.guid), prediction, *cleaned]) + "\n")
+        fields = [str(example.guid), prediction, *(" ".join(text.split()) for text in texts)]
+        if id_name:
+            # A tab or line break inside the id would shift the columns.
+            fields.insert(0, " ".join((example.example_id or "").split()))
+        lines.append("\t".join(fields) + "\n")
     atomic_files.write_text(path, "".join(lines))
 
 
@@ -499,6 +517,7 @@ def run(
                 settings.multi_label_threshold,
                 settings.label_separator,
             ),
+            id_name=processor.test_id_name,
         )
         tf1.logging.info(
             "Predictions of %d examples written to %s and %s",

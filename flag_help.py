@@ -247,12 +247,17 @@ class _GroupedHelpFlag(flags.BooleanFlag):
         sys.exit(0)
 
 
-def use_grouped_help(own: Sequence[str] = (), required: Sequence[str] = ()) -> None:
+def use_grouped_help(
+    own: Sequence[str] = (), required: Sequence[str] = (), mark_required: bool = True
+) -> None:
     """Makes --help, --helpshort and -? print `grouped_help` of the running script, and
     marks the `required` flags required (absl then rejects a run without them; --help still
-    works). `own`: see `grouped_help`. Call it from the script's `__main__` block after
-    defining its flags and before `app.run`."""
-    flags.mark_flags_as_required(list(required))
+    works). `mark_required=False`: --help says they are required, and the script checks
+    them itself (a validator that lets some runs go without them). `own`: see
+    `grouped_help`. Call it from the script's `__main__` block after defining its flags and
+    before `app.run`."""
+    if mark_required:
+        flags.mark_flags_as_required(list(required))
     # absl's help flags first (app.run would define them; it does so once), then ours take
     # the names of --help, -? and --helpshort; --helpfull and --helpxml stay absl's.
     app.define_help_flags()

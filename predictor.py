@@ -9,9 +9,16 @@ one sentence cost seconds. A `ClassifierPredictor` loads a SavedModel written by
   result = predictor.predict(["what a wonderful day", ("text a", "text b")])
   result.labels, result.probabilities                    # ["happy", ...], [n, num_labels]
 
-From a shell, one text per line (`text_a<TAB>text_b` for pairs) in, one prediction out:
+From a shell, one text per line (`text_a<TAB>text_b` for pairs) in, one prediction out
+(a `> ` prompt when stdin is a terminal):
 
   python predictor.py --export_dir=/tmp/exported < texts.txt
+  positive<TAB>0.988146<TAB>What a lovely day
+
+Each output line is tab-separated: the label and its probability (regression: the value;
+multi-label: label and probability of each label found), then the input line as given
+(`--print_text=false` leaves it out). A `run_ner.py` export prints one JSON line of
+entities per text instead.
 
 A `SquadPredictor` does the same for a `run_squad.py --export_dir` model: (question,
 passage) pairs in, answers out, with run_squad's windowing and post-processing, its vocab
@@ -28,7 +35,8 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TextIO
 
 import numpy as np
 import tensorflow as tf
@@ -581,16 +589,46 @@ def parse_line(line: str) -> TextOrPair:
     return (text_a, text_b) if tab else text_a
 
 
-def classify_lines(predictor: ClassifierPredictor, lines: Iterable[str], out=None) -> int:
+PROMPT = "> "
+
+
+def prompted_lines(
+    stream: TextIO, prompt: str = PROMPT, prompt_to: TextIO | None = None
+) -> Iterator[str]:
+    """The lines of `stream` as they are read; when `stream` is a terminal, each is asked
+    for with `prompt`, written to `prompt_to` (stderr, as Python's own prompt, so that
+    redirected output holds the predictions only). Piped input gets no prompt."""
+    prompt_to = prompt_to or sys.stderr
+    at_terminal = stream.isatty()
+    while True:
+        if at_terminal:
+            prompt_to.write(prompt)
+            prompt_to.flush()
+        line = stream.readline()
+        if not line:
+            if at_terminal:  # end the prompt's line after Ctrl-D
+                prompt_to.write("\n")
+            return
+        yield line
+
+
+def classify_lines(
+    predictor: ClassifierPredictor, lines: Iterable[str], out=None, print_text: bool = True
+) -> int:
     """Classifies each non-blank line as it arrives (so it works at a terminal) and prints
-    one prediction per line; returns how many were printed."""
+    one prediction per line, `describe`'s fields followed, with `print_text`, by a tab and
+    the line itself (`positive<TAB>0.988146<TAB>What a lovely day`); returns how many were
+    printed."""
     out = out or sys.stdout
     count = 0
     for line in lines:
         if not line.strip():
             continue
         result = predictor.predict([parse_line(line)], batch_size=1)
-        print(predictor.describe(result.labels[0], result.probabilities[0]), file=out, flush=True)
+        prediction = predictor.describe(result.labels[0], result.probabilities[0])
+        if print_text:
+            prediction += "\t" + line.rstrip("\r\n")
+        print(prediction, file=out, flush=True)
         count += 1
     return count
 
@@ -617,9 +655,13 @@ def main(argv: list[str]) -> None:
     export_dir = flags.FLAGS.export_dir
     metadata = export.read_export_metadata(export.resolve_saved_model_dir(export_dir))
     if metadata.get("task") == "ner":
-        tag_lines(NerPredictor(export_dir), sys.stdin)
+        tag_lines(NerPredictor(export_dir), prompted_lines(sys.stdin))
     else:
-        classify_lines(ClassifierPredictor(export_dir), sys.stdin)
+        classify_lines(
+            ClassifierPredictor(export_dir),
+            prompted_lines(sys.stdin),
+            print_text=flags.FLAGS.print_text,
+        )
 
 
 if __name__ == "__main__":
@@ -631,6 +673,13 @@ if __name__ == "__main__":
         "export_dir",
         None,
         "A run_classifier.py or run_ner.py export, or the --export_dir holding them.",
+    )
+    flags.DEFINE_bool(
+        "print_text",
+        True,
+        "Classifier exports: end each output line with a tab and the input line, as in "
+        "'positive<TAB>0.988146<TAB>What a lovely day'; false prints the prediction alone "
+        "('positive<TAB>0.988146').",
     )
     flag_help.use_grouped_help(required=("export_dir",))
     app.run(main)

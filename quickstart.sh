@@ -49,6 +49,7 @@ print(f"dev accuracy {float(results['eval_accuracy']):.3f}   "
 EOF
 
 step "4/4 Classifying new sentences with the exported SavedModel (predictor.py)"
+echo "label<TAB>probability<TAB>sentence:"
 python predictor.py --export_dir="$output/exported" 2>/dev/null <<'EOF'
 The pasta was cold and the waiter ignored us all evening.
 What a delightful little hotel, I would stay here again in a heartbeat.

@@ -40,16 +40,48 @@ FLAGS = flags.FLAGS
 define_flags = classifier_task.define_flags
 
 
+# Needed by everything but --interactive on its own, which reads the model, its vocab and its
+# labels from the export.
+REQUIRED_FLAGS = ("data_dir", "bert_config_file", "output_dir")
+
+
 def classify_stdin(export_dir: str | None) -> None:
-    """--interactive: one prediction per line of stdin, from the newest export."""
+    """--interactive: one prediction per line of stdin, from the newest export, each line
+    asked for with a prompt when stdin is a terminal."""
     if not export_dir:
         raise ValueError("--interactive reads the model from --export_dir, which is not set")
-    predictor.classify_lines(predictor.ClassifierPredictor(export_dir), sys.stdin)
+    classifier = predictor.ClassifierPredictor(export_dir)
+    predictor.classify_lines(classifier, predictor.prompted_lines(sys.stdin))
+
+
+def interactive_only(values: dict) -> bool:
+    """Whether the flags ask for --interactive alone (no --do_*)."""
+    return values["interactive"] and not (
+        values["do_train"] or values["do_eval"] or values["do_predict"]
+    )
+
+
+def check_required_flags(values: dict) -> bool:
+    """The flag validator of REQUIRED_FLAGS: each must be set, unless the run is
+    --interactive alone, which needs --export_dir only."""
+    if interactive_only(values):
+        if not values["export_dir"]:
+            raise flags.ValidationError(
+                "--interactive reads the model from --export_dir, which is not set"
+            )
+        return True
+    missing = [f"--{name}" for name in REQUIRED_FLAGS if values[name] is None]
+    if missing:
+        raise flags.ValidationError(
+            f"{', '.join(missing)} must be set (only --interactive --export_dir=DIR, which "
+            "reads everything from the export, runs without them)"
+        )
+    return True
 
 
 def main(_) -> None:
     run_logging.configure()
-    if FLAGS.interactive and not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
+    if interactive_only(FLAGS.flag_values_dict()):
         classify_stdin(FLAGS.export_dir)
         return
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
@@ -85,5 +117,9 @@ def main(_) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    flag_help.use_grouped_help(required=("data_dir", "bert_config_file", "output_dir"))
+    flag_help.use_grouped_help(required=REQUIRED_FLAGS, mark_required=False)
+    flags.register_multi_flags_validator(
+        [*REQUIRED_FLAGS, "interactive", "do_train", "do_eval", "do_predict", "export_dir"],
+        check_required_flags,
+    )
     app.run(main)

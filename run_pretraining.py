@@ -30,6 +30,7 @@ import flag_help
 import modeling
 import pooling
 import tfrecord_io
+import tokenization
 
 tf1 = tf.compat.v1
 FLAGS = flags.FLAGS
@@ -43,6 +44,12 @@ def define_flags() -> None:
     )
     flags.DEFINE_string(
         "input_file", None, "Input TF example files (can be a glob or comma separated)."
+    )
+    flags.DEFINE_string(
+        "eval_input_file",
+        None,
+        "Input TF example files of --do_eval (globs, comma separated, as --input_file), "
+        "say held-out records; default: the --input_file files, as the original evaluates.",
     )
     flags.DEFINE_string(
         "output_dir", None, "The output directory where the model checkpoints will be written."
@@ -68,6 +75,26 @@ def define_flags() -> None:
     flags.DEFINE_integer("num_train_steps", 100000, "Number of training steps.")
     flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.")
     flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
+    # Not read by training (the records hold token ids): the encoder export ships the
+    # tokenizer so that a client of it tokenizes as the records were made.
+    flags.DEFINE_string(
+        "vocab_file",
+        None,
+        "Optional: the WordPiece vocab the records were made with; --export_dir ships it in "
+        "the export's assets.extra/ (as run_classifier.py's exports do).",
+    )
+    flags.DEFINE_string(
+        "spm_model_file",
+        None,
+        "Optional: the SentencePiece model the records were made with (instead of "
+        "--vocab_file), shipped the same way.",
+    )
+    flags.DEFINE_bool(
+        "do_lower_case",
+        True,
+        "With --vocab_file: whether the records were made from lower-cased text; recorded in "
+        "the export for its predictor.",
+    )
     estimator_builder.define_hardware_flags()
     estimator_builder.define_gpu_flags()
     estimator_builder.define_run_output_flags()
@@ -327,7 +354,8 @@ def encoder_spec(
 
 def export_encoder(model_fn, pooling_settings: dict) -> str:
     """--export_dir: a SavedModel of the encoder from the last checkpoint in --output_dir,
-    or from --init_checkpoint when there is none (say, a checkpoint from Google)."""
+    or from --init_checkpoint when there is none (say, a checkpoint from Google), with the
+    tokenizer of --vocab_file / --spm_model_file in its assets.extra/ when one is given."""
     with finetuning.checkpoint_to_export(
         model_fn, FLAGS.output_dir, FLAGS.init_checkpoint, FLAGS.max_seq_length
     ) as checkpoint:
@@ -336,7 +364,12 @@ def export_encoder(model_fn, pooling_settings: dict) -> str:
             checkpoint,
             FLAGS.export_dir,
             FLAGS.max_seq_length,
-            metadata={"task": "encoder", "pooling": pooling_settings},
+            assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),
+            metadata={
+                "task": "encoder",
+                "do_lower_case": FLAGS.do_lower_case,
+                "pooling": pooling_settings,
+            },
         )
 
 
@@ -354,6 +387,22 @@ def pretraining_features(max_seq_length: int, max_predictions_per_seq: int) -> d
     }
 
 
+def checked_record_files(patterns: str, flag_name: str, features: dict) -> list[str]:
+    """The files of --<flag_name> (comma-separated globs), each checked to hold records of
+    `features` before any work starts."""
+    files = tfrecord_io.glob_input_files(patterns, flag_name)
+    tfrecord_io.check_record_files(
+        files,
+        features,
+        flag_hint="check --max_seq_length and --max_predictions_per_seq against the values "
+        "used by create_pretraining_data.py",
+    )
+    tf1.logging.info("*** Input Files (--%s) ***", flag_name)
+    for input_file in files:
+        tf1.logging.info("  %s", input_file)
+    return files
+
+
 def main(_) -> None:
     run_logging.configure()
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.export_dir):
@@ -362,21 +411,23 @@ def main(_) -> None:
     pooling_settings = (
         pooling.settings_from_flags(bert_config.num_hidden_layers) if FLAGS.export_dir else None
     )
-    estimator_builder.check_model_flags(bert_config)
-    features = pretraining_features(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
-    if FLAGS.do_train or FLAGS.do_eval:
-        if not FLAGS.input_file:
-            raise ValueError("--do_train and --do_eval read --input_file, which is not set")
-        input_files = tfrecord_io.glob_input_files(FLAGS.input_file, "input_file")
-        tfrecord_io.check_record_files(
-            input_files,
-            features,
-            flag_hint="check --max_seq_length and --max_predictions_per_seq against the values "
-            "used by create_pretraining_data.py",
+    tokenizer = None
+    if FLAGS.vocab_file or FLAGS.spm_model_file:
+        tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
+        tokenizer = tokenization.create_tokenizer(
+            FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file
         )
-        tf1.logging.info("*** Input Files ***")
-        for input_file in input_files:
-            tf1.logging.info("  %s", input_file)
+    estimator_builder.check_model_flags(bert_config, tokenizer)
+    features = pretraining_features(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
+    if FLAGS.do_train:
+        if not FLAGS.input_file:
+            raise ValueError("--do_train reads --input_file, which is not set")
+        train_files = checked_record_files(FLAGS.input_file, "input_file", features)
+    if FLAGS.do_eval:
+        eval_flag = "eval_input_file" if FLAGS.eval_input_file else "input_file"
+        if not FLAGS[eval_flag].value:
+            raise ValueError("--do_eval reads --eval_input_file (or --input_file): neither is set")
+        eval_files = checked_record_files(FLAGS[eval_flag].value, eval_flag, features)
     tf.io.gfile.makedirs(FLAGS.output_dir)
 
     model_fn = model_fn_builder(
@@ -406,14 +457,14 @@ def main(_) -> None:
         tf1.logging.info("  Batch size = %d", FLAGS.train_batch_size)
         estimator_builder.report_training_start(FLAGS.output_dir, FLAGS.num_train_steps)
         train_input_fn = tfrecord_io.input_fn_builder(
-            input_files, features, is_training=True, drop_remainder=True
+            train_files, features, is_training=True, drop_remainder=True
         )
         estimator.train(train_input_fn, max_steps=FLAGS.num_train_steps)
     if FLAGS.do_eval:
         tf1.logging.info("***** Running evaluation *****")
         tf1.logging.info("  Batch size = %d", FLAGS.eval_batch_size)
         eval_input_fn = tfrecord_io.input_fn_builder(
-            input_files, features, is_training=False, drop_remainder=True, repeat=True
+            eval_files, features, is_training=False, drop_remainder=True, repeat=True
         )
         result = estimator.evaluate(eval_input_fn, steps=FLAGS.max_eval_steps)
         estimator_builder.write_eval_results(

@@ -600,6 +600,66 @@ def test_parse_column_and_label_order():
     assert cd.sorted_labels({"b", "10", "a"}) == ["10", "a", "b"]
 
 
+# The headers of GLUE's test files, as the benchmark ships them: every one starts with the
+# example's id, which a submission must give back.
+GLUE_TEST_HEADERS = {
+    "cola": ("test.tsv", ["index", "sentence"]),
+    "mnli": ("test_matched.tsv", ["index", "promptID", "pairID", "genre",
+                                  "sentence1_binary_parse", "sentence2_binary_parse",
+                                  "sentence1_parse", "sentence2_parse", "sentence1",
+                                  "sentence2"]),
+    "mrpc": ("test.tsv", ["index", "#1 ID", "#2 ID", "#1 String", "#2 String"]),
+    "sst-2": ("test.tsv", ["index", "sentence"]),
+    "qnli": ("test.tsv", ["index", "question", "sentence"]),
+    "qqp": ("test.tsv", ["id", "question1", "question2"]),
+    "rte": ("test.tsv", ["index", "sentence1", "sentence2"]),
+    "wnli": ("test.tsv", ["index", "sentence1", "sentence2"]),
+    "sts-b": ("test.tsv", ["index", "genre", "filename", "year", "old_index", "source1",
+                           "source2", "sentence1", "sentence2"]),
+}  # fmt: skip
+GLUE_TEST_HEADERS["mnli-mm"] = ("test_mismatched.tsv", GLUE_TEST_HEADERS["mnli"][1])
+
+
+@pytest.mark.parametrize("task", sorted(GLUE_TEST_HEADERS))
+def test_glue_test_examples_keep_the_files_own_ids(tmp_path, task):
+    file_name, header = GLUE_TEST_HEADERS[task]
+    rows = [[str(index), *(["word"] * (len(header) - 1))] for index in (1007, 3, 42)]
+    write(tmp_path / file_name, [header, *rows])
+    processor = cd.processor_for_task(task)
+    assert processor.test_id_name == header[0]
+    examples = processor.get_test_examples(str(tmp_path))
+    assert [example.example_id for example in examples] == ["1007", "3", "42"]
+
+
+def test_generic_id_column_is_read_from_the_test_file_only(tmp_path):
+    # 中文 ids and texts; train.csv has no id column at all.
+    write(tmp_path / "train.csv", ["text,label", "很好,好"])
+    write(tmp_path / "test.csv", ["编号,text", "q-7,服务太差了", "q-8,很好"])
+    processor = cd.GenericProcessor(data_dir=str(tmp_path), id_column="编号")
+    assert processor.get_train_examples(str(tmp_path))[0].example_id is None
+    examples = processor.get_test_examples(str(tmp_path))
+    assert [(e.example_id, e.text_a) for e in examples] == [("q-7", "服务太差了"), ("q-8", "很好")]
+    assert processor.test_id_name == "编号"
+
+    # By index in a file without header, and JSON numbers as their JSON text.
+    write(tmp_path / "tsv" / "test.tsv", [["a1", "f"], ["a2", "g"]])
+    by_index = cd.GenericProcessor(text_a_column=1, label_column=2, id_column=0)
+    assert [e.example_id for e in by_index.get_test_examples(str(tmp_path / "tsv"))] == [
+        "a1",
+        "a2",
+    ]
+    assert by_index.test_id_name == "id"
+    lines = ['{"id": 17, "text": "a"}', '{"id": "x", "text": "b"}']
+    write(tmp_path / "jsonl" / "test.jsonl", lines)
+    by_key = cd.GenericProcessor(id_column="id")
+    assert [e.example_id for e in by_key.get_test_examples(str(tmp_path / "jsonl"))] == ["17", "x"]
+    assert cd.GenericProcessor().test_id_name is None
+
+    write(tmp_path / "bad" / "test.jsonl", ['{"id": [1], "text": "a"}'])
+    with pytest.raises(cd.DataFormatError, match=r"test.jsonl:1: the id must be a string"):
+        by_key.get_test_examples(str(tmp_path / "bad"))
+
+
 def test_generic_option_errors():
     with pytest.raises(ValueError, match="has_header=True"):
         cd.GenericProcessor(text_a_column="text", has_header=False)

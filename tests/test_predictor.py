@@ -178,9 +178,11 @@ def test_freezing_a_directory_without_a_saved_model_names_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_interactive_classifies_each_line_of_stdin(trained):
+def test_interactive_alone_needs_only_the_export(trained):
+    """`run_classifier.py --interactive --export_dir=...` reads vocab, labels and settings
+    from the export: no --data_dir, --bert_config_file, --output_dir or --task_name."""
     command = [sys.executable, str(REPO_ROOT / "run_classifier.py"), "--interactive"]
-    command += [f"--{name}={value}" for name, value in trained["flags"].items()]
+    command.append(f"--export_dir={trained['exported']}")
     texts = trained["texts"][:2]
     result = subprocess.run(
         command,
@@ -194,10 +196,89 @@ def test_interactive_classifies_each_line_of_stdin(trained):
     assert result.returncode == 0, result.stderr[-4000:]
     lines = result.stdout.splitlines()
     assert len(lines) == 2, result.stdout
-    for line, expected in zip(lines, trained["expected"][:2], strict=True):
-        label, probability = line.split("\t")
+    for line, text, expected in zip(lines, texts, trained["expected"][:2], strict=True):
+        label, probability, echoed = line.split("\t")
         assert label == ["happy", "sad"][expected.argmax()]
         assert abs(float(probability) - expected.max()) <= 1e-5
+        assert echoed == text
+    # Piped input: no prompt anywhere.
+    assert predictor.PROMPT not in result.stdout + result.stderr
+
+
+def run_predictor_cli(export_dir, stdin: str, *flags: str) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "predictor.py"), f"--export_dir={export_dir}", *flags],
+        input=stdin,
+        cwd=REPO_ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO_ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout.splitlines()
+
+
+@pytest.mark.slow
+def test_predictor_cli_prints_label_probability_and_text(trained):
+    """The quickstart's last step: label name, probability and the sentence, tab-separated;
+    a pair comes back as its two texts. --print_text=false keeps the bare prediction."""
+    texts = trained["texts"][:2]
+    expected = trained["expected"]
+    stdin = f"{texts[0]}\n\n{texts[1]}\twonderful\n"
+    want_pair = predictor.ClassifierPredictor(str(trained["exported"])).predict(
+        [(texts[1], "wonderful")]
+    )
+    lines = run_predictor_cli(trained["exported"], stdin)
+    assert len(lines) == 2, lines  # the blank line is skipped
+    label, probability, text = lines[0].split("\t")
+    assert label == ["happy", "sad"][expected[0].argmax()]
+    assert abs(float(probability) - expected[0].max()) <= 1e-5
+    assert text == texts[0]
+    label, probability, text_a, text_b = lines[1].split("\t")
+    assert label == want_pair.labels[0]
+    assert abs(float(probability) - want_pair.probabilities[0].max()) <= 1e-5
+    assert (text_a, text_b) == (texts[1], "wonderful")
+
+    bare = run_predictor_cli(trained["exported"], texts[0] + "\n", "--print_text=false")
+    assert bare == [lines[0].rsplit("\t", 1)[0]]
+
+
+def test_interactive_without_export_dir_names_the_flag(tmp_path):
+    result = run_script("run_classifier.py", {"interactive": True}, expect_failure=True)
+    assert "--interactive reads the model from --export_dir, which is not set" in result.stdout
+
+
+def test_training_flags_stay_required_without_interactive(tmp_path):
+    result = run_script("run_classifier.py", {"do_train": True}, expect_failure=True)
+    assert "--data_dir, --bert_config_file, --output_dir must be set" in result.stdout
+
+
+def test_lines_read_from_a_terminal_are_prompted_for():
+    import io
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, "one\n第二行\n".encode() + b"\x04")  # Ctrl-D: end of input
+        with open(terminal, encoding="utf-8", closefd=False) as stream:
+            assert stream.isatty()
+            prompts = io.StringIO()
+            lines = list(predictor.prompted_lines(stream, prompt_to=prompts))
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert lines == ["one\n", "第二行\n"]
+    # One prompt per line read, one for the end of input, then a newline after it.
+    assert prompts.getvalue() == "> > > \n"
+
+
+def test_piped_lines_get_no_prompt():
+    import io
+
+    prompts = io.StringIO()
+    lines = list(predictor.prompted_lines(io.StringIO("one\ntwo\n"), prompt_to=prompts))
+    assert lines == ["one\n", "two\n"] and prompts.getvalue() == ""
 
 
 PASSAGES = [

@@ -1,9 +1,13 @@
 """Tests of raw_text_export.py: in-graph tokenization and the raw-text classifier export."""
 
+import ast
 import csv
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -18,6 +22,8 @@ from helpers import (
 )
 
 tf1 = tf.compat.v1
+# saved_model_cli is installed beside the interpreter running the tests.
+REPO_PYTHON_BIN = Path(sys.executable).parent
 
 TEXTS = [
     "Hello, World! The quick brown fox.",
@@ -211,3 +217,94 @@ def test_raw_text_export_gives_the_estimators_predictions(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert (export_path / "assets" / raw_text_export.VOCAB_ASSET).exists()
+
+
+# What README.md tells a user to run on a raw-text export, word for word.
+PYTHON_RECIPE = """
+import sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers NormalizeUTF8 and the other tokenizer ops)
+
+model = tf.saved_model.load(sys.argv[1])
+classify = model.signatures["single_text"]
+print(classify(text_a=tf.constant(sys.argv[2:]))["probabilities"].numpy().tolist())
+"""
+SAVED_MODEL_CLI_WITH_TF_TEXT = (
+    "import tensorflow_text; from tensorflow.python.tools import saved_model_cli; "
+    "saved_model_cli.main()"
+)
+RECIPE_TEXTS = ["A wonderful little film.", "这部电影很好看"]
+
+
+@pytest.fixture(scope="module")
+def tiny_raw_text_export(tmp_path_factory):
+    """A raw-text export of an untrained tiny classifier, initialized from a fixed seed;
+    large initial weights make its outputs differ from text to text."""
+    import classifier_task
+    import export
+    import modeling
+
+    root = tmp_path_factory.mktemp("raw_text")
+    model = write_tiny_model(root, initializer_range=1.0)
+    config = modeling.BertConfig.from_json_file(model["bert_config_file"])
+    classifier_fn = classifier_task.model_fn_builder(config, 2, None, 1e-4, 1, 0, False, False)
+
+    def model_fn(*args):
+        tf1.set_random_seed(7)  # the graph's seed: the same weights on every run
+        return classifier_fn(*args)
+
+    with export.initialized_checkpoint(model_fn, 16) as checkpoint:
+        return raw_text_export.export_raw_text_saved_model(
+            model_fn, checkpoint, str(root / "exported_raw_text"), 16, model["vocab_file"], True
+        )
+
+
+def run_python(*args, cwd):
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=300,
+    )
+
+
+def printed_probabilities(cli_output: str) -> list[list[float]]:
+    """The `probabilities` array saved_model_cli run prints (`[[0.5 0.5]\\n [0.4 0.6]]`)."""
+    block = cli_output.split("Result for output key probabilities:")[1]
+    block = block.split("Result for output key")[0]
+    rows = block[block.index("[[") : block.index("]]") + 2].strip("[]").split("]")
+    return [[float(v) for v in row.strip(" \n[").split()] for row in rows if row.strip(" \n[")]
+
+
+@pytest.mark.slow
+def test_documented_loading_recipes_work_on_a_raw_text_export(tiny_raw_text_export, tmp_path):
+    """README's Python recipe (import tensorflow_text, then tf.saved_model.load) and its
+    saved_model_cli command run in fresh processes and agree; plain saved_model_cli fails
+    for the reason README gives."""
+    export_path = tiny_raw_text_export
+    by_python = run_python("-c", PYTHON_RECIPE, export_path, *RECIPE_TEXTS, cwd=tmp_path)
+    assert by_python.returncode == 0, by_python.stderr[-3000:]
+    probabilities = ast.literal_eval(by_python.stdout.strip().splitlines()[-1])
+    assert len(probabilities) == 2
+    # The texts get different outputs (by 0.016 with this seed), far beyond the tolerance
+    # below, so agreeing there means each text got its own answer.
+    assert abs(probabilities[0][0] - probabilities[1][0]) > 1e-3
+
+    inputs = 'text_a=["A wonderful little film.", "这部电影很好看"];text_b=["", ""]'
+    command = ["run", "--dir", export_path, "--tag_set", "serve"]
+    command += ["--signature_def", "serving_default", "--input_exprs", inputs]
+    by_cli = run_python("-c", SAVED_MODEL_CLI_WITH_TF_TEXT, *command, cwd=tmp_path)
+    assert by_cli.returncode == 0, by_cli.stderr[-3000:]
+    np.testing.assert_allclose(printed_probabilities(by_cli.stdout), probabilities, atol=1e-5)
+
+    plain = subprocess.run(
+        [str(REPO_PYTHON_BIN / "saved_model_cli"), *command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert plain.returncode != 0
+    assert "Op type not registered 'NormalizeUTF8'" in plain.stderr

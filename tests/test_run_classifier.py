@@ -94,6 +94,40 @@ def test_generic_csv_single_sentence_learns_predicts_and_caches(tmp_path, tiny_m
     assert "Reusing" not in rebuilt.stdout
 
 
+def test_test_predictions_keep_the_test_files_own_ids(tmp_path, tiny_model):
+    """--id_column: test_predictions.tsv starts with the test file's id column, under its
+    header; test_results.tsv stays the original's (probabilities only, no header)."""
+    data = tmp_path / "data"
+    write_keyword_task(data, {"train": 16})
+    ids = ["r-90", "r-17", "r-5", "评论-3", "r-1"]
+    texts = ["wonderful river", "terrible stone", "paper", "candle music", "silver cloud"]
+    write_csv(data / "test.csv", ["review_id", "text"], list(zip(ids, texts, strict=True)))
+    out = tmp_path / "out"
+    flags = common_flags(
+        tiny_model,
+        data,
+        out,
+        task_name="generic",
+        labels="happy,sad",
+        id_column="review_id",
+        do_train=True,
+        do_predict=True,
+        num_train_epochs=1,
+    )
+    run_script("run_classifier.py", flags)
+    with (out / "test_predictions.tsv").open(encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
+    assert rows[0] == ["review_id", "guid", "prediction", "text_a", "text_b"]
+    assert [row[0] for row in rows[1:]] == ids
+    assert [row[3] for row in rows[1:]] == texts
+    results = (out / "test_results.tsv").read_text().splitlines()
+    assert len(results) == len(ids)
+    probabilities = np.array([[float(value) for value in line.split("\t")] for line in results])
+    assert probabilities.shape == (len(ids), 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert [row[2] for row in rows[1:]] == [["happy", "sad"][i] for i in probabilities.argmax(1)]
+
+
 MRPC_HEADER = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
 
 
@@ -165,6 +199,9 @@ def test_mrpc_sentence_pairs_learn_and_report_f1(tmp_path, tiny_model):
     assert results["eval_accuracy"] >= 0.9
     assert results["f1"] >= 0.9
     assert len((out / "test_results.tsv").read_text().splitlines()) == 10
+    with (out / "test_predictions.tsv").open() as f:
+        predictions = list(csv.DictReader(f, delimiter="\t"))
+    assert [row["index"] for row in predictions] == [str(index) for index in range(10)]
 
 
 STSB_HEADER = "index genre filename year old_index source1 source2 sentence1 sentence2 score"

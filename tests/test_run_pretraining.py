@@ -262,3 +262,69 @@ def test_encoder_export_from_init_checkpoint_alone(pretraining_data, tmp_path):
     )
     assert check.returncode == 0, check.stderr[-3000:]
     assert "encoder export matches" in check.stdout
+
+
+@pytest.mark.slow
+def test_encoder_export_ships_the_vocab_for_its_predictor(pretraining_data, tmp_path):
+    """--vocab_file: the export carries vocab.txt and do_lower_case, so EncoderPredictor
+    needs nothing but the export to turn text into vectors."""
+    import json
+
+    import predictor
+
+    exported = tmp_path / "exported"
+    run_script(
+        "run_pretraining.py",
+        pretraining_flags(
+            pretraining_data,
+            tmp_path / "model",
+            do_train=True,
+            num_train_steps=1,
+            export_dir=exported,
+            vocab_file=pretraining_data / "vocab.txt",
+            do_lower_case=True,
+        ),
+    )
+    (export_path,) = [path for path in exported.iterdir() if path.is_dir()]
+    extra = export_path / "assets.extra"
+    assert (extra / "vocab.txt").read_bytes() == (pretraining_data / "vocab.txt").read_bytes()
+    assert json.loads((extra / "bert_export.json").read_text())["do_lower_case"] is True
+
+    encoder = predictor.EncoderPredictor(str(exported))
+    vocab = (pretraining_data / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    # Upper case in, the vocab's lower-cased words out: do_lower_case came with the export.
+    features = encoder.featurize(["The RIVER"])
+    tokens = ["[CLS]", "the", "river", "[SEP]"]
+    padding = [0] * (SEQ_LENGTH - len(tokens))
+    assert features["input_ids"].tolist() == [[vocab.index(t) for t in tokens] + padding]
+    assert encoder.encode(["the river"]).shape == (1, 64)
+
+
+@pytest.mark.slow
+def test_eval_input_file_evaluates_on_held_out_records(pretraining_data, tmp_path):
+    """Training on a.tfrecord and evaluating on b.tfrecord (--eval_input_file) scores the
+    checkpoint on b's examples: the same numbers as evaluating it with --input_file=b, other
+    numbers than on the training file a (the default, as the original)."""
+    out = tmp_path / "model"
+    a, b = pretraining_data / "a.tfrecord", pretraining_data / "b.tfrecord"
+    base = pretraining_flags(pretraining_data, out, max_eval_steps=3, learning_rate=1e-3)
+    run_script(
+        "run_pretraining.py",
+        dict(base, input_file=a, eval_input_file=b, do_train=True, do_eval=True, num_train_steps=3),
+    )
+    held_out = read_eval_results(out / "eval_results.txt")
+    run_script("run_pretraining.py", dict(base, input_file=b, do_eval=True))
+    on_b = read_eval_results(out / "eval_results.txt")
+    run_script("run_pretraining.py", dict(base, input_file=a, do_eval=True))
+    on_a = read_eval_results(out / "eval_results.txt")
+    assert held_out["global_step"] == on_b["global_step"] == on_a["global_step"] == 3
+    for name in ("masked_lm_loss", "masked_lm_accuracy", "next_sentence_loss", "loss"):
+        np.testing.assert_allclose(held_out[name], on_b[name], rtol=1e-6, err_msg=name)
+    assert abs(held_out["masked_lm_loss"] - on_a["masked_lm_loss"]) > 1e-3
+
+
+def test_eval_input_file_matching_nothing_names_the_flag(pretraining_data, tmp_path):
+    flags = pretraining_flags(pretraining_data, tmp_path / "m", do_eval=True)
+    flags["eval_input_file"] = tmp_path / "held-out-*.tfrecord"
+    result = run_script("run_pretraining.py", flags, expect_failure=True)
+    assert "--eval_input_file: no file matches" in result.stdout
