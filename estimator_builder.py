@@ -586,6 +586,7 @@ class BertEstimator:
     ):
         hardware = hardware or HardwareSettings()
         self.log_every_steps = log_every_steps
+        self._progress_hook: TrainingProgressHook | None = None
         self.use_tpu = hardware.use_tpu
         self.num_replicas = 1
         self.accumulation_steps = 1 if self.use_tpu else hardware.gradient_accumulation_steps
@@ -694,14 +695,14 @@ class BertEstimator:
         if self.use_tpu:
             self.estimator.train(train_input_fn, max_steps=max_steps, hooks=hooks)
             return
-        hooks.append(
-            TrainingProgressHook(
+        if self._progress_hook is None or self._progress_hook.total_steps != total_steps:
+            self._progress_hook = TrainingProgressHook(
                 self.batch_sizes[tf.estimator.ModeKeys.TRAIN],
                 self.model_dir,
                 total_steps,
                 self.log_every_steps,
             )
-        )
+        hooks.append(self._progress_hook)
         if not self.multi_worker:
             self.estimator.train(train_input_fn, max_steps=max_steps, hooks=hooks)
             return
@@ -807,8 +808,8 @@ class TrainingProgressHook(tf1.train.SessionRunHook):
     (`throughput/steps_per_sec`, `throughput/examples_per_sec`, `progress/eta_seconds`).
 
     The speed is that of the steps since the previous line; the ETA extrapolates the speed
-    of this call to `train` (its first step, which builds and warms up the graph, aside)
-    to the `total_steps` of the run.
+    since the first step (which builds and warms up the graph) of the first call to `train`
+    this hook served, evaluations in between included, to the `total_steps` of the run.
     """
 
     def __init__(
@@ -825,7 +826,10 @@ class TrainingProgressHook(tf1.train.SessionRunHook):
         loss = _estimator_loss_tensor()
         if loss is not None:
             self._fetches["loss"] = loss
-        self._first = None  # (step, time) after the first run of the graph
+        # (step, time) after the first run of the graph in the first call to `train`: kept
+        # over later calls (training in stretches between evaluations), so the ETA counts
+        # the evaluations too.
+        self._first = getattr(self, "_first", None)
         self._last = None  # (step, time) of the previous line
 
     def before_run(self, run_context):
@@ -836,8 +840,9 @@ class TrainingProgressHook(tf1.train.SessionRunHook):
         # (and with gradient accumulation not every run increments it): read it now.
         step = int(run_context.session.run(self._global_step))
         now = time.time()
-        if self._first is None:
-            self._first = self._last = (step, now)
+        if self._last is None:
+            self._last = (step, now)
+            self._first = self._first or self._last
             return
         if step == self._last[0]:
             return  # a micro-batch of gradient accumulation: no optimizer step yet
