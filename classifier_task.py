@@ -188,6 +188,7 @@ class ClassifierSettings:
     do_lower_case: bool = True
     multi_label_threshold: float = 0.5
     label_separator: str = "|"
+    bert_config_file: str | None = None
 
     @classmethod
     def from_flags(cls, flag_values) -> ClassifierSettings:
@@ -204,6 +205,7 @@ class ClassifierSettings:
             do_lower_case=flag_values.do_lower_case,
             multi_label_threshold=flag_values.multi_label_threshold,
             label_separator=flag_values.label_separator,
+            bert_config_file=flag_values.bert_config_file,
         )
 
 
@@ -466,6 +468,7 @@ def run(
         loop_settings,
         lambda steps, warmup: make_model_fn(num_labels, task_kind, steps, warmup),
         num_train_examples=len(train_examples) if settings.do_train else None,
+        description=model_description(settings, label_list, task_kind),
     )
     spec = classifier_data.feature_spec(loop_settings.max_seq_length, task_kind, num_labels)
 
@@ -493,7 +496,7 @@ def run(
     if settings.do_eval:
         loop.evaluate()
     if settings.export_dir:
-        export_classifier(loop, settings, label_list, task_kind)
+        export_classifier(loop, settings)
     if settings.do_predict:
         predict_input_fn = input_fn_for(
             "predict",
@@ -527,9 +530,7 @@ def run(
         )
 
 
-def export_classifier(
-    loop: finetuning.FineTuning, settings: ClassifierSettings, label_list, task_kind: str
-) -> str:
+def export_classifier(loop: finetuning.FineTuning, settings: ClassifierSettings) -> str:
     """--export_dir: the best checkpoint kept by --eval_every_steps, else the last, else
     --init_checkpoint (say, a model fine-tuned earlier), as a SavedModel that carries its
     vocab, labels and settings (what predictor.py reads); with --export_raw_text also one
@@ -542,14 +543,26 @@ def export_classifier(
             checkpoint,
             settings.export_dir,
             settings.loop.max_seq_length,
-            assets_extra=export.tokenizer_assets(settings.vocab_file, settings.spm_model_file),
-            metadata={
-                "labels": list(label_list),
-                "task_kind": task_kind,
-                "do_lower_case": settings.do_lower_case,
-                "multi_label_threshold": settings.multi_label_threshold,
-            },
+            description=loop.description,
         )
+
+
+def model_description(
+    settings: ClassifierSettings, label_list, task_kind: str
+) -> export.ModelDescription:
+    """The run's labels, task kind and tokenizer settings, with its vocab and config: what
+    predictor.py reads from an export and convert_checkpoint.py from the run's directory."""
+    return export.ModelDescription(
+        metadata={
+            "labels": list(label_list),
+            "task_kind": task_kind,
+            "do_lower_case": settings.do_lower_case,
+            "multi_label_threshold": settings.multi_label_threshold,
+        },
+        vocab_file=settings.vocab_file,
+        spm_model_file=settings.spm_model_file,
+        bert_config_file=settings.bert_config_file,
+    )
 
 
 def _export_raw_text(model_fn, checkpoint: str, settings: ClassifierSettings) -> None:

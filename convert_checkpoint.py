@@ -16,6 +16,21 @@ run, plus `bert_config.json` and `vocab.txt`):
 
 writes `model.safetensors`, a transformers `config.json` and `vocab.txt`.
 
+A fine-tuning run converts from its --output_dir (where the scripts write bert_config.json,
+the vocab and bert_export.json when they start) or its --export_dir, to the transformers
+class of its task:
+
+  python convert_checkpoint.py --to=safetensors --input_dir=my_finetuned_run --output_dir=hf_out
+
+run_classifier.py's `output_weights` `[num_labels, hidden]` and `output_bias` become
+`BertForSequenceClassification`'s `classifier.weight` / `.bias` (its config.json gets
+num_labels, id2label / label2id from the run's labels, and problem_type from its task
+kind); run_squad.py's `cls/squad/output_*` `[2, hidden]` `BertForQuestionAnswering`'s
+`qa_outputs.*`; run_ner.py's head `BertForTokenClassification`'s `classifier.*` (a CRF is
+refused: transformers has no place for its transitions); run_multiple_choice.py's
+`[1, hidden]` head `BertForMultipleChoice`'s `classifier.*`. ALBERT gives the `Albert...`
+classes alike.
+
 ALBERT (transformers' `AlbertModel` / `AlbertForPreTraining`, model_type "albert", with
 `spiece.model`) converts the same way to google-research/albert's layout
 (`model.ckpt-best.*`, `albert_config.json`, `spiece.model`) and back:
@@ -44,6 +59,7 @@ from __future__ import annotations
 import run_logging  # noqa: F401  (imports TensorFlow without its start-up noise)
 
 import collections
+import dataclasses
 import json
 import os
 import re
@@ -55,6 +71,9 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import atomic_files
+import classifier_data
+import export
+import finetuning
 import flag_help
 import input_files
 import modeling
@@ -71,6 +90,7 @@ ALBERT_CONFIG_NAME = "albert_config.json"
 SAFETENSORS_NAME = "model.safetensors"
 SAFETENSORS_INDEX_NAME = "model.safetensors.index.json"
 HF_CONFIG_NAME = "config.json"
+TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 BERT_CONFIG_NAME = "bert_config.json"
 VOCAB_NAME = "vocab.txt"
 # The SentencePiece model: transformers' AlbertTokenizer looks for spiece.model; Google's
@@ -656,6 +676,263 @@ def google_to_safetensors(
 
 
 # ----------------------------------------------------------------------------------------
+# Task heads of fine-tuned models
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskHead:
+    """A fine-tuning script's head and the transformers task model that computes the same.
+
+    Attributes:
+      script: what made it, for messages.
+      google_prefix: of its `output_weights` `[rows, hidden]` and `output_bias` `[rows]`;
+        the weights are multiplied transposed, so they are stored like PyTorch's
+        `Linear.weight` and need no transpose.
+      hf_prefix: transformers' name of the same Linear layer.
+      architecture: the class name without its `Bert` / `Albert`.
+      uses_pooler: whether the head reads the pooled output (transformers' models of the
+        others have no pooler, so its weights are left out).
+      rows: the number of outputs when fixed by the task (None: the number of labels).
+    """
+
+    script: str
+    google_prefix: str
+    hf_prefix: str
+    architecture: str
+    uses_pooler: bool
+    rows: int | None = None
+
+
+SEQUENCE_CLASSIFIER = TaskHead(
+    "run_classifier.py", "", "classifier", "ForSequenceClassification", uses_pooler=True
+)
+TOKEN_CLASSIFIER = TaskHead(
+    "run_ner.py", "", "classifier", "ForTokenClassification", uses_pooler=False
+)
+MULTIPLE_CHOICE = TaskHead(
+    "run_multiple_choice.py", "", "classifier", "ForMultipleChoice", uses_pooler=True, rows=1
+)
+SPAN_HEAD = TaskHead(
+    "run_squad.py", "cls/squad/", "qa_outputs", "ForQuestionAnswering", uses_pooler=False, rows=2
+)
+# run_ner.py --use_crf's transition scores: transformers' token classifiers score each
+# token on its own and have nowhere to put them.
+CRF_TRANSITIONS = "crf/transitions"
+# The `task` of a run's bert_export.json -> its head; the classifier's metadata has none.
+_HEAD_OF_TASK = {"ner": TOKEN_CLASSIFIER, "multiple_choice": MULTIPLE_CHOICE}
+# classifier_data's task kinds -> transformers' problem_type.
+_PROBLEM_TYPES = {
+    classifier_data.CLASSIFICATION: "single_label_classification",
+    classifier_data.MULTI_LABEL: "multi_label_classification",
+    classifier_data.REGRESSION: "regression",
+}
+
+
+def find_task_head(
+    variables: dict[str, np.ndarray], metadata: dict | None, source: str
+) -> TaskHead | None:
+    """The task head among `variables` (None when there is none): `cls/squad/*` is
+    run_squad.py's; `output_weights` is run_ner.py's or run_multiple_choice.py's when the
+    run's metadata says so (`task`), else run_classifier.py's.
+
+    Raises:
+      ValueError: the head is a CRF, which transformers cannot represent.
+    """
+    if CRF_TRANSITIONS in variables:
+        raise ValueError(
+            f"{source} holds {CRF_TRANSITIONS}, the transition scores of a CRF head "
+            "(run_ner.py --use_crf). transformers' BertForTokenClassification has no place "
+            "for them (it scores each token alone), so this model cannot be converted; "
+            "fine-tune without --use_crf to get one that can"
+        )
+    if any(name.startswith(SPAN_HEAD.google_prefix) for name in variables):
+        return SPAN_HEAD
+    if "output_weights" not in variables and "output_bias" not in variables:
+        return None
+    if metadata is None:
+        logging.warning(
+            "%s has a classifier head (output_weights) but no %s beside it: converting it "
+            "as run_classifier.py's, with labels LABEL_0, LABEL_1... and no problem_type",
+            source,
+            export.METADATA_FILE,
+        )
+        return SEQUENCE_CLASSIFIER
+    return _HEAD_OF_TASK.get(metadata.get("task"), SEQUENCE_CLASSIFIER)
+
+
+def _head_tensors(
+    variables: dict[str, np.ndarray], head: TaskHead, config: modeling.BertConfig, source: str
+) -> tuple[dict[str, np.ndarray], int]:
+    """Takes the head's two variables out of `variables`; returns them under transformers'
+    names and the number of outputs."""
+    weights_name = f"{head.google_prefix}output_weights"
+    bias_name = f"{head.google_prefix}output_bias"
+    missing = [name for name in (weights_name, bias_name) if name not in variables]
+    if missing:
+        raise ValueError(f"{source} lacks {', '.join(missing)} of {head.script}'s head")
+    weights = variables.pop(weights_name)
+    bias = variables.pop(bias_name)
+    rows = head.rows or weights.shape[0]
+    if weights.shape != (rows, config.hidden_size) or bias.shape != (rows,):
+        raise ValueError(
+            f"{source}: {head.script}'s head has output_weights {list(weights.shape)} and "
+            f"output_bias {list(bias.shape)}; expected [{rows}, {config.hidden_size}] and "
+            f"[{rows}]"
+        )
+    tensors = {
+        f"{head.hf_prefix}.weight": _as_float32(weights_name, weights),
+        f"{head.hf_prefix}.bias": _as_float32(bias_name, bias),
+    }
+    return tensors, rows
+
+
+def _label_config(head: TaskHead, num_outputs: int, metadata: dict | None, source: str) -> dict:
+    """`num_labels`, `id2label`, `label2id` and `problem_type` of a classifier's or a
+    tagger's config.json, from the run's metadata (labels, task_kind)."""
+    if head not in (SEQUENCE_CLASSIFIER, TOKEN_CLASSIFIER):
+        return {}
+    metadata = metadata or {}
+    labels = [str(label) for label in metadata.get("labels") or []]
+    task_kind = metadata.get("task_kind", classifier_data.CLASSIFICATION if metadata else None)
+    if task_kind == classifier_data.REGRESSION and not labels:
+        labels = ["LABEL_0"]
+    if not labels:
+        labels = [f"LABEL_{index}" for index in range(num_outputs)]
+    if len(labels) != num_outputs:
+        raise ValueError(
+            f"{source}: its {export.METADATA_FILE} lists {len(labels)} labels but the head "
+            f"has {num_outputs} outputs"
+        )
+    values = {
+        "num_labels": num_outputs,
+        "id2label": {str(index): label for index, label in enumerate(labels)},
+        "label2id": {label: index for index, label in enumerate(labels)},
+    }
+    if head is SEQUENCE_CLASSIFIER and task_kind is not None:
+        if task_kind not in _PROBLEM_TYPES:
+            raise ValueError(f"{source}: unknown task_kind {task_kind!r}")
+        values["problem_type"] = _PROBLEM_TYPES[task_kind]
+    return values
+
+
+def fine_tuned_to_safetensors(
+    variables: dict[str, np.ndarray],
+    config: modeling.BertConfig,
+    metadata: dict | None = None,
+    source: str = "TF checkpoint",
+    config_source: str = "bert_config.json",
+) -> tuple[dict[str, np.ndarray], str, dict]:
+    """Maps a checkpoint of a pre-trained model, or of one fine-tuned by a task script, to
+    transformers' names.
+
+    Args:
+      variables: Google name -> array, as in a TF checkpoint.
+      config: sizes to check every shape against.
+      metadata: the run's `bert_export.json` (labels, task_kind, task), if any.
+
+    Returns:
+      `(tensors, architecture, config_values)`. Without a task head, as
+      `google_to_safetensors`. With one, the `Bert...` / `Albert...` task model: the
+      encoder under `bert.` (`albert.`), the head's Linear layer (`classifier.*`
+      `[num_labels, hidden]`, or `qa_outputs.*` `[2, hidden]`), and the values its
+      config.json adds (num_labels, id2label, label2id, problem_type).
+
+    Raises:
+      ValueError: a variable is unknown, missing or misshapen, or the head has no
+        transformers layout (a CRF).
+    """
+    head = find_task_head(variables, metadata, source)
+    if head is None:
+        tensors, architecture = google_to_safetensors(variables, config, source, config_source)
+        return tensors, architecture, {}
+    encoder = dict(variables)
+    head_tensors, num_outputs = _head_tensors(encoder, head, config, source)
+    tensors, architecture = google_to_safetensors(encoder, config, source, config_source)
+    if architecture not in ("BertModel", "AlbertModel"):
+        raise ValueError(
+            f"{source} holds both pre-training heads ({architecture}) and {head.script}'s "
+            "head; transformers has no model with both"
+        )
+    if not head.uses_pooler:
+        pooler = {spec.hf_name for spec in tensor_specs(config) if spec.part == POOLER}
+        tensors = {name: value for name, value in tensors.items() if name not in pooler}
+    prefix = _model_prefix(config)
+    tensors = {prefix + name: value for name, value in tensors.items()}
+    tensors.update(head_tensors)
+    family = "Albert" if config.is_albert() else "Bert"
+    config_values = _label_config(head, num_outputs, metadata, source)
+    return tensors, family + head.architecture, config_values
+
+
+def _hf_task_head(tensors: dict[str, np.ndarray], hf_config: dict) -> TaskHead | None:
+    """The head of a transformers task model among `tensors`, by its tensors' names and
+    (for `classifier.*`, shared by three classes) the config's `architectures`."""
+    if any(name.startswith(SPAN_HEAD.hf_prefix + ".") for name in tensors):
+        return SPAN_HEAD
+    if not any(name.startswith(SEQUENCE_CLASSIFIER.hf_prefix + ".") for name in tensors):
+        return None
+    architecture = (hf_config.get("architectures") or [""])[0]
+    for head in (TOKEN_CLASSIFIER, MULTIPLE_CHOICE):
+        if architecture.endswith(head.architecture):
+            return head
+    return SEQUENCE_CLASSIFIER
+
+
+def split_hf_task_head(
+    tensors: dict[str, np.ndarray], hf_config: dict, config: modeling.BertConfig, source: str
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict | None]:
+    """Separates the head of a transformers task model from its encoder.
+
+    Returns `(encoder tensors, head variables under the task script's Google names,
+    bert_export.json values for the head: labels, task_kind, task)`; the last two are
+    empty and None for a model without a task head.
+    """
+    head = _hf_task_head(tensors, hf_config)
+    if head is None:
+        return tensors, {}, None
+    tensors = dict(tensors)
+    weight_name, bias_name = f"{head.hf_prefix}.weight", f"{head.hf_prefix}.bias"
+    missing = [name for name in (weight_name, bias_name) if name not in tensors]
+    if missing:
+        raise ValueError(
+            f"{source} lacks {', '.join(missing)}: a task head needs both {weight_name} and "
+            f"{bias_name}"
+        )
+    weight = _as_float32(weight_name, tensors.pop(weight_name))
+    bias = _as_float32(bias_name, tensors.pop(bias_name))
+    rows = head.rows or weight.shape[0]
+    if weight.shape != (rows, config.hidden_size) or bias.shape != (rows,):
+        raise ValueError(
+            f"{source}: {weight_name} {list(weight.shape)} and {bias_name} {list(bias.shape)}; "
+            f"{head.script}'s head needs [{rows}, {config.hidden_size}] and [{rows}]"
+        )
+    variables = {
+        f"{head.google_prefix}output_weights": weight,
+        f"{head.google_prefix}output_bias": bias,
+    }
+    return tensors, variables, _metadata_from_hf(head, hf_config, rows)
+
+
+def _metadata_from_hf(head: TaskHead, hf_config: dict, rows: int) -> dict:
+    """The task script's bert_export.json values that a transformers config tells."""
+    if head is SPAN_HEAD:
+        return {"task": "squad"}
+    if head is MULTIPLE_CHOICE:
+        return {"task": "multiple_choice"}
+    id2label = {str(key): value for key, value in (hf_config.get("id2label") or {}).items()}
+    labels = [str(id2label.get(str(index), f"LABEL_{index}")) for index in range(rows)]
+    if head is TOKEN_CLASSIFIER:
+        return {"task": "ner", "labels": labels}
+    problem_type = hf_config.get("problem_type")
+    kinds = {value: key for key, value in _PROBLEM_TYPES.items()}
+    task_kind = kinds.get(problem_type) or (
+        classifier_data.REGRESSION if rows == 1 else classifier_data.CLASSIFICATION
+    )
+    regression = task_kind == classifier_data.REGRESSION
+    return {"labels": [] if regression else labels, "task_kind": task_kind}
+
+
+# ----------------------------------------------------------------------------------------
 # Configs
 
 
@@ -883,10 +1160,16 @@ def _tokenizer_file(
     input_dir: str, vocab_file: str | None, spm_model_file: str | None, albert: bool
 ) -> tuple[str, bool]:
     """The tokenizer's file and whether it is a SentencePiece model: `spm_model_file` or
-    `vocab_file` when given; else, for ALBERT, the SentencePiece model in `input_dir`
-    (spiece.model or 30k-clean.model), for BERT its vocab.txt."""
+    `vocab_file` when given; else the spm.model of a run or an export that has no
+    vocab.txt; else, for ALBERT, the SentencePiece model in `input_dir` (spiece.model or
+    30k-clean.model), for BERT its vocab.txt."""
     if spm_model_file:
         return _input_file(spm_model_file, input_dir, SPM_NAME, "--spm_model_file"), True
+    # A fine-tuning run or an export of a SentencePiece model holds it as spm.model.
+    run_spm = os.path.join(input_dir, export.SPM_MODEL_ASSET)
+    has_vocab = os.path.isfile(os.path.join(input_dir, VOCAB_NAME))
+    if not vocab_file and not has_vocab and os.path.isfile(run_spm):
+        return run_spm, True
     if vocab_file or not albert:
         return _input_file(vocab_file, input_dir, VOCAB_NAME, "--vocab_file"), False
     for name in _RELEASED_SPM_NAMES:
@@ -924,23 +1207,44 @@ def convert_safetensors_to_tf(
 
     Writes `bert_model.ckpt.*`, `bert_config.json` and `vocab.txt` into `output_dir` (for
     ALBERT `model.ckpt-best.*`, `albert_config.json` and `spiece.model`, as
-    google-research/albert's releases) and returns the checkpoint prefix.
+    google-research/albert's releases) and returns the checkpoint prefix. A task model
+    (`BertForSequenceClassification`, `...ForQuestionAnswering`, `...ForTokenClassification`,
+    `...ForMultipleChoice`) gets its head under the task script's names and a
+    `bert_export.json` with its labels and task kind, as a fine-tuning run leaves them.
     """
     config_file = _input_file(config_file, input_dir, HF_CONFIG_NAME, "--config_file")
-    config = bert_config_from_hf(_read_json_object(config_file), source=config_file)
+    hf_config = _read_json_object(config_file)
+    config = bert_config_from_hf(hf_config, source=config_file)
     albert = config.is_albert()
     tokenizer = _tokenizer_file(input_dir, vocab_file, spm_model_file, albert)
     source = os.path.join(input_dir, SAFETENSORS_NAME)
-    variables = safetensors_to_google(read_safetensors(input_dir), config, source, config_file)
+    tensors, head_variables, metadata = split_hf_task_head(
+        read_safetensors(input_dir), hf_config, config, source
+    )
+    variables = safetensors_to_google(tensors, config, source, config_file)
+    variables.update(head_variables)
+    if metadata is not None:
+        metadata.update(_casing_of(input_dir))
     checkpoint_name = ALBERT_CHECKPOINT_NAME if albert else CHECKPOINT_NAME
     config_name = ALBERT_CONFIG_NAME if albert else BERT_CONFIG_NAME
     with atomic_files.new_local_directory(output_dir, overwrite) as work_dir:
         write_tf_checkpoint(variables, os.path.join(work_dir, checkpoint_name))
         with open(os.path.join(work_dir, config_name), "w", encoding="utf-8") as writer:
             writer.write(config.to_json_string())
+        if metadata is not None:
+            _write_json(os.path.join(work_dir, export.METADATA_FILE), metadata)
         _copy_tokenizer_file(tokenizer, work_dir, config.vocab_size)
     logging.info("Wrote %d variables to %s", len(variables), output_dir)
     return os.path.join(output_dir, checkpoint_name)
+
+
+def _casing_of(input_dir: str) -> dict:
+    """`{"do_lower_case": ...}` from a transformers tokenizer_config.json, if it says."""
+    path = os.path.join(input_dir, TOKENIZER_CONFIG_NAME)
+    if not os.path.isfile(path):
+        return {}
+    values = _read_json_object(path)
+    return {"do_lower_case": bool(values["do_lower_case"])} if "do_lower_case" in values else {}
 
 
 def _google_config_file(given: str | None, input_dir: str) -> str:
@@ -949,7 +1253,70 @@ def _google_config_file(given: str | None, input_dir: str) -> str:
     bert_config = os.path.join(input_dir, BERT_CONFIG_NAME)
     if not given and not os.path.isfile(bert_config) and os.path.isfile(albert_config):
         return albert_config
-    return _input_file(given, input_dir, BERT_CONFIG_NAME, "--config_file")
+    if given:
+        return _input_file(given, input_dir, BERT_CONFIG_NAME, "--config_file")
+    try:
+        return _input_file(None, input_dir, BERT_CONFIG_NAME, "--config_file")
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"{err}. Fine-tuning runs write it (with {export.METADATA_FILE} and the vocab) "
+            "into their --output_dir and their exports' assets.extra/; for a run or an "
+            "export made before they did, give --config_file=<the run's --bert_config_file>"
+        ) from None
+
+
+def _saved_model_of(input_dir: str) -> str | None:
+    """The SavedModel `input_dir` is, or the newest of the timestamped exports it holds
+    (an --export_dir); None for a checkpoint directory."""
+    try:
+        return export.resolve_saved_model_dir(input_dir)
+    except FileNotFoundError:
+        return None
+
+
+def _files_dir(input_dir: str) -> str:
+    """Where the config, the tokenizer's file and a fine-tuned model's `bert_export.json`
+    are: `input_dir`, or an export's `assets.extra/`."""
+    saved_model = _saved_model_of(input_dir)
+    if saved_model is None:
+        return input_dir
+    return os.path.join(saved_model, export.EXTRA_ASSETS_DIR)
+
+
+def checkpoint_to_convert(input_dir: str) -> str:
+    """The weights of a released model or a training run (the best checkpoint its
+    periodic evaluation kept in `best/`, else its newest), or of a SavedModel export (its
+    `variables/`; of an --export_dir, its newest export)."""
+    saved_model = _saved_model_of(input_dir)
+    if saved_model is not None:
+        return os.path.join(saved_model, "variables", "variables")
+    best = tf.train.latest_checkpoint(os.path.join(input_dir, finetuning.BEST_DIR_NAME))
+    if best is not None:
+        logging.info("Converting %s, the best checkpoint the run kept", best)
+        return best
+    return find_checkpoint(input_dir)
+
+
+def _read_run_metadata(files_dir: str) -> dict | None:
+    """The `bert_export.json` a fine-tuning run or an export wrote, if there is one."""
+    path = os.path.join(files_dir, export.METADATA_FILE)
+    return _read_json_object(path) if os.path.isfile(path) else None
+
+
+def _tokenizer_config(metadata: dict | None, albert: bool) -> dict | None:
+    """transformers' tokenizer_config.json for the run's casing; None when unknown (the
+    tokenizer's default then applies: lower-casing, for BERT's and ALBERT's)."""
+    if metadata is None or "do_lower_case" not in metadata:
+        return None
+    return {
+        "do_lower_case": bool(metadata["do_lower_case"]),
+        "tokenizer_class": "AlbertTokenizer" if albert else "BertTokenizer",
+    }
+
+
+def _write_json(path: str, values: dict) -> None:
+    with open(path, "w", encoding="utf-8") as writer:
+        writer.write(json.dumps(values, indent=2, ensure_ascii=False) + "\n")
 
 
 def convert_tf_to_safetensors(
@@ -962,24 +1329,34 @@ def convert_tf_to_safetensors(
 ) -> str:
     """Converts a Google-format BERT (or ALBERT) directory to transformers' layout.
 
-    Writes `model.safetensors`, `config.json` and `vocab.txt` (for ALBERT `spiece.model`)
+    `input_dir` is a released model, a pre-training run, a fine-tuning run of
+    run_classifier.py, run_squad.py, run_ner.py (without CRF) or run_multiple_choice.py, or
+    an export of one (see `checkpoint_to_convert`). Writes `model.safetensors`, `config.json`
+    (for a fine-tuned model the task's transformers class, with its labels) and `vocab.txt`
+    (for ALBERT `spiece.model`; and tokenizer_config.json when the run's casing is known)
     into `output_dir` and returns the path of `model.safetensors`.
     """
     from safetensors.numpy import save_file
 
-    config_file = _google_config_file(config_file, input_dir)
+    files_dir = _files_dir(input_dir)
+    config_file = _google_config_file(config_file, files_dir)
     config = modeling.BertConfig.from_json_file(config_file)
-    tokenizer = _tokenizer_file(input_dir, vocab_file, spm_model_file, config.is_albert())
-    checkpoint = find_checkpoint(input_dir)
-    tensors, architecture = google_to_safetensors(
-        read_tf_checkpoint(checkpoint), config, checkpoint, config_file
+    tokenizer = _tokenizer_file(files_dir, vocab_file, spm_model_file, config.is_albert())
+    metadata = _read_run_metadata(files_dir)
+    checkpoint = checkpoint_to_convert(input_dir)
+    tensors, architecture, config_values = fine_tuned_to_safetensors(
+        read_tf_checkpoint(checkpoint), config, metadata, checkpoint, config_file
     )
-    hf_config = hf_config_from_bert(config, architecture)
+    hf_config = dict(
+        sorted(dict(hf_config_from_bert(config, architecture), **config_values).items())
+    )
+    tokenizer_config = _tokenizer_config(metadata, config.is_albert())
     with atomic_files.new_local_directory(output_dir, overwrite) as work_dir:
         # transformers refuses safetensors files whose metadata does not name a framework.
         save_file(tensors, os.path.join(work_dir, SAFETENSORS_NAME), metadata={"format": "pt"})
-        with open(os.path.join(work_dir, HF_CONFIG_NAME), "w", encoding="utf-8") as writer:
-            writer.write(json.dumps(hf_config, indent=2) + "\n")
+        _write_json(os.path.join(work_dir, HF_CONFIG_NAME), hf_config)
+        if tokenizer_config is not None:
+            _write_json(os.path.join(work_dir, TOKENIZER_CONFIG_NAME), tokenizer_config)
         _copy_tokenizer_file(tokenizer, work_dir, config.vocab_size)
     logging.info("Wrote %d tensors (%s) to %s", len(tensors), architecture, output_dir)
     return os.path.join(output_dir, SAFETENSORS_NAME)
@@ -1002,7 +1379,9 @@ def define_flags() -> None:
         "model.safetensors.index.json), config.json and vocab.txt (ALBERT: spiece.model). "
         "For --to=safetensors: bert_model.ckpt.* (ALBERT: model.ckpt-best.*, or the newest "
         "checkpoint named by a `checkpoint` file), bert_config.json (or albert_config.json) "
-        "and vocab.txt (ALBERT: spiece.model or 30k-clean.model).",
+        "and vocab.txt (ALBERT: spiece.model or 30k-clean.model); or a fine-tuning run's "
+        "--output_dir (its best/ checkpoint first) or --export_dir, which converts to the "
+        "transformers class of its task (BertForSequenceClassification...).",
     )
     flags.DEFINE_string("output_dir", None, "Directory to create with the converted model.")
     flags.DEFINE_string(

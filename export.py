@@ -16,14 +16,17 @@ from __future__ import annotations
 import run_logging
 
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import tensorflow as tf
 from absl import flags
 
+import atomic_files
 import estimator_builder
 import serving_assets
 import tfrecord_io
@@ -115,19 +118,26 @@ def export_saved_model(
     input_shapes: InputShapes | None = None,
     dynamic_length: bool = True,
     tf_serving_assets: bool = True,
+    description: ModelDescription | None = None,
 ) -> str:
     """Writes a SavedModel of `checkpoint_path` under `export_dir_base/<timestamp>/` (the
     versioned layout TensorFlow Serving watches) and returns its path.
 
     `model_fn` is the task's TPUEstimator-style model_fn; in PREDICT mode it must return
     `export_outputs`. Export always builds the CPU graph, also for a TPU-trained model.
-    `assets_extra` maps file names inside `assets.extra/` to files to copy there (e.g.
-    `tokenizer_assets(...)`); `metadata` is written with `max_seq_length` added as
-    `assets.extra/<METADATA_FILE>`, which is what `predictor.py` reads. `input_names`,
+    `description` (the task's settings, tokenizer and config, see `ModelDescription`) is
+    written into `assets.extra/` with `max_seq_length` added to its metadata
+    (`<METADATA_FILE>`, which is what `predictor.py` reads). Without one, `metadata` is
+    written so, and `assets_extra` maps file names inside `assets.extra/` to files to copy
+    there (e.g. `tokenizer_assets(...)`). `input_names`,
     `input_shapes` and `dynamic_length`: see `serving_input_receiver_fn`.
     `tf_serving_assets` adds TF Serving's warmup requests and a batching-parameters example
     to `assets.extra/` (see `serving_assets.py`).
     """
+    if description is not None and (metadata or assets_extra):
+        raise ValueError("export_saved_model: give a description, or metadata and assets_extra")
+    if description is None:
+        description = ModelDescription(dict(metadata or {}))
     with tempfile.TemporaryDirectory() as scratch:
         estimator = tf.estimator.Estimator(
             estimator_builder.as_estimator_model_fn(model_fn),
@@ -135,12 +145,9 @@ def export_saved_model(
             params={},
         )
         assets_extra = dict(assets_extra or {})
-        # Always written: with dynamic-length inputs the signature no longer tells the
-        # length the model was trained at, which a predictor pads and truncates to.
-        metadata_path = os.path.join(scratch, METADATA_FILE)
-        with open(metadata_path, "w", encoding="utf-8") as writer:
-            json.dump(dict(metadata or {}, max_seq_length=max_seq_length), writer, indent=2)
-        assets_extra[METADATA_FILE] = metadata_path
+        # The metadata is always written: with dynamic-length inputs the signature no longer
+        # tells the length the model was trained at, which a predictor pads and truncates to.
+        assets_extra.update(write_description(scratch, description, max_seq_length))
         if tf_serving_assets:
             assets_extra.update(
                 serving_assets.write_serving_assets(
@@ -165,6 +172,56 @@ METADATA_FILE = "bert_export.json"
 VOCAB_ASSET = "vocab.txt"
 SPM_MODEL_ASSET = "spm.model"
 EXTRA_ASSETS_DIR = "assets.extra"
+
+# The encoder's config, beside the weights of a run or an export (convert_checkpoint.py
+# reads it there).
+BERT_CONFIG_ASSET = "bert_config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDescription:
+    """What a fine-tuned model needs beside its weights to be used elsewhere.
+
+    Attributes:
+      metadata: the task's settings, written as `bert_export.json` (labels, task_kind,
+        do_lower_case...: what `predictor.py` and `convert_checkpoint.py` read).
+      vocab_file, spm_model_file: the tokenizer's file (see `tokenizer_assets`).
+      bert_config_file: the encoder's config, copied as `bert_config.json`.
+
+    The fine-tuning loop writes it into a run's output directory when the run starts, and
+    `export_saved_model` into an export's `assets.extra/`: the same files in both places.
+    """
+
+    metadata: Mapping[str, Any]
+    vocab_file: str | None = None
+    spm_model_file: str | None = None
+    bert_config_file: str | None = None
+
+    def files(self) -> dict[str, str]:
+        """The files to copy: name in the written directory -> source path."""
+        files = tokenizer_assets(self.vocab_file, self.spm_model_file)
+        if self.bert_config_file:
+            files[BERT_CONFIG_ASSET] = self.bert_config_file
+        return files
+
+
+def write_description(
+    directory: str, description: ModelDescription, max_seq_length: int
+) -> dict[str, str]:
+    """Writes `description` into `directory`: its metadata with `max_seq_length` added as
+    `<METADATA_FILE>`, its files copied under their names (a file already in place is
+    left alone). Each file appears whole or not at all. Returns name -> path written."""
+    metadata_path = os.path.join(directory, METADATA_FILE)
+    metadata = dict(description.metadata, max_seq_length=max_seq_length)
+    atomic_files.write_text(metadata_path, json.dumps(metadata, indent=2) + "\n")
+    written = {METADATA_FILE: metadata_path}
+    for name, source in description.files().items():
+        target = os.path.join(directory, name)
+        if os.path.abspath(source) != os.path.abspath(target):
+            with atomic_files.writing(target) as temporary:
+                tf.io.gfile.copy(source, temporary)
+        written[name] = target
+    return written
 
 
 @contextlib.contextmanager

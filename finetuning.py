@@ -306,6 +306,8 @@ class FineTuning:
       num_train_examples: the training examples (features) one epoch holds; None when the
         run does not train (the model_fn then gets one step and no warm-up, which only the
         optimizer's graph sees).
+      description: the model's task settings, tokenizer and config, written into the
+        output directory now (see `describe_run`) and kept for the export.
     """
 
     def __init__(
@@ -313,8 +315,10 @@ class FineTuning:
         settings: LoopSettings,
         make_model_fn: ModelFnFactory,
         num_train_examples: int | None = None,
+        description: export.ModelDescription | None = None,
     ):
         self.settings = settings
+        self.description = description
         self.steps = (
             TrainingSteps(1, 0)
             if num_train_examples is None
@@ -325,6 +329,7 @@ class FineTuning:
         tf.io.gfile.makedirs(settings.output_dir)
         if settings.overwrite_output_dir:
             estimator_builder.clear_previous_run(settings.output_dir)
+        describe_run(settings, description)
         self.log_every_steps = (
             settings.log_every_steps
             or estimator_builder.default_log_every_steps(self.steps.num_train_steps)
@@ -452,6 +457,15 @@ class FineTuning:
             input_names=input_names,
             input_shapes=input_shapes,
         )
+
+
+def describe_run(settings: LoopSettings, description: export.ModelDescription | None) -> None:
+    """Writes the run's `bert_export.json`, tokenizer file and `bert_config.json` into its
+    output directory, as an export holds them in `assets.extra/`, so that the checkpoints
+    there can be used (`convert_checkpoint.py --input_dir=<output_dir>`) without the
+    flags of the run."""
+    if description is not None:
+        export.write_description(settings.output_dir, description, settings.max_seq_length)
 
 
 @contextlib.contextmanager

@@ -138,6 +138,8 @@ def use_hub_tokenizer_settings(handle: str) -> tokenization.Tokenizer:
     FLAGS.vocab_file = None if sentencepiece else tokenizer_file
     FLAGS.spm_model_file = tokenizer_file if sentencepiece else None
     FLAGS.do_lower_case = do_lower_case
+    # The Hub model has no bert_config.json for the run's directory to carry.
+    FLAGS.bert_config_file = None
     return tokenization.create_tokenizer(FLAGS.vocab_file, do_lower_case, FLAGS.spm_model_file)
 
 

@@ -299,7 +299,10 @@ def main(_) -> None:
         )
 
     loop = finetuning.FineTuning(
-        loop_settings, make_model_fn, num_train_examples=len(train) if FLAGS.do_train else None
+        loop_settings,
+        make_model_fn,
+        num_train_examples=len(train) if FLAGS.do_train else None,
+        description=model_description(num_choices, settings),
     )
     spec = mc_data.feature_spec(num_choices, settings.max_seq_length)
 
@@ -336,6 +339,23 @@ def main(_) -> None:
         write_predictions(loop_settings.output_dir, test, predictions)
 
 
+def model_description(num_choices: int, settings: ChoiceSettings) -> export.ModelDescription:
+    """The number of choices and tokenizer settings with the vocab and config: what
+    predictor.MultipleChoicePredictor reads from an export and convert_checkpoint.py from
+    the run's directory."""
+    return export.ModelDescription(
+        metadata={
+            "task": TASK,
+            "num_choices": num_choices,
+            "max_qa_length": settings.max_qa_length,
+            "do_lower_case": FLAGS.do_lower_case,
+        },
+        vocab_file=FLAGS.vocab_file,
+        spm_model_file=FLAGS.spm_model_file,
+        bert_config_file=FLAGS.bert_config_file,
+    )
+
+
 def export_model(loop: finetuning.FineTuning, num_choices: int, settings: ChoiceSettings) -> str:
     """--export_dir: a SavedModel of `[batch, num_choices, seq]` inputs and `[batch,
     num_choices]` choice_mask with per-choice `probabilities` and `logits`, and the
@@ -347,13 +367,7 @@ def export_model(loop: finetuning.FineTuning, num_choices: int, settings: Choice
             checkpoint,
             FLAGS.export_dir,
             settings.max_seq_length,
-            assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),
-            metadata={
-                "task": TASK,
-                "num_choices": num_choices,
-                "max_qa_length": settings.max_qa_length,
-                "do_lower_case": FLAGS.do_lower_case,
-            },
+            description=loop.description,
             input_names=mc_data.SERVING_INPUT_NAMES,
             input_shapes=shapes,
         )

@@ -363,6 +363,7 @@ def main(_) -> None:
         loop_settings,
         make_model_fn,
         num_train_examples=len(train_features) if FLAGS.do_train else None,
+        description=model_description(label_list, settings),
     )
     spec = ner_data.feature_spec(settings.max_seq_length)
 
@@ -394,7 +395,7 @@ def main(_) -> None:
     if FLAGS.do_eval:
         loop.evaluate()
     if FLAGS.export_dir:
-        export_tagger(loop, label_list, settings)
+        export_tagger(loop, settings)
     if FLAGS.do_predict:
         test_features = convert(test, label_list, tokenizer, settings)
         predictions = loop.predict(
@@ -415,7 +416,25 @@ def main(_) -> None:
         )
 
 
-def export_tagger(loop: finetuning.FineTuning, label_list, settings: NerSettings) -> str:
+def model_description(label_list, settings: NerSettings) -> export.ModelDescription:
+    """The tags, scheme and tokenizer settings with the vocab and config: what
+    predictor.NerPredictor reads from an export and convert_checkpoint.py from the run's
+    directory."""
+    return export.ModelDescription(
+        metadata={
+            "task": "ner",
+            "labels": list(label_list),
+            "tag_scheme": settings.scheme,
+            "do_lower_case": FLAGS.do_lower_case,
+            "doc_stride": settings.doc_stride,
+        },
+        vocab_file=FLAGS.vocab_file,
+        spm_model_file=FLAGS.spm_model_file,
+        bert_config_file=FLAGS.bert_config_file,
+    )
+
+
+def export_tagger(loop: finetuning.FineTuning, settings: NerSettings) -> str:
     """--export_dir: a SavedModel whose inputs add `label_mask` (1 at the first piece of
     each word) to the usual three, with per-position `tag_ids` and `probabilities`, and the
     label list and tokenizer in assets.extra (what predictor.NerPredictor reads)."""
@@ -425,14 +444,7 @@ def export_tagger(loop: finetuning.FineTuning, label_list, settings: NerSettings
             checkpoint,
             FLAGS.export_dir,
             settings.max_seq_length,
-            assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),
-            metadata={
-                "task": "ner",
-                "labels": list(label_list),
-                "tag_scheme": settings.scheme,
-                "do_lower_case": FLAGS.do_lower_case,
-                "doc_stride": settings.doc_stride,
-            },
+            description=loop.description,
             input_names=ner_data.SERVING_INPUT_NAMES,
         )
 

@@ -253,6 +253,23 @@ def write_features(examples, tokenizer, is_training: bool, output_file: str, kee
     return num_features
 
 
+def model_description() -> export.ModelDescription:
+    """The windowing and tokenizer settings with the vocab and config: what
+    predictor.SquadPredictor reads from an export and convert_checkpoint.py from the run's
+    directory."""
+    return export.ModelDescription(
+        metadata={
+            "task": "squad",
+            "do_lower_case": FLAGS.do_lower_case,
+            "doc_stride": FLAGS.doc_stride,
+            "max_query_length": FLAGS.max_query_length,
+        },
+        vocab_file=FLAGS.vocab_file,
+        spm_model_file=FLAGS.spm_model_file,
+        bert_config_file=FLAGS.bert_config_file,
+    )
+
+
 def export_squad_model(loop: finetuning.FineTuning) -> str:
     """--export_dir: a SavedModel (outputs start_logits and end_logits) of the last
     checkpoint in --output_dir, else of --init_checkpoint, with the tokenizer and the
@@ -263,12 +280,7 @@ def export_squad_model(loop: finetuning.FineTuning) -> str:
             checkpoint,
             FLAGS.export_dir,
             FLAGS.max_seq_length,
-            assets_extra=export.tokenizer_assets(FLAGS.vocab_file, FLAGS.spm_model_file),
-            metadata={
-                "do_lower_case": FLAGS.do_lower_case,
-                "doc_stride": FLAGS.doc_stride,
-                "max_query_length": FLAGS.max_query_length,
-            },
+            description=loop.description,
         )
 
 
@@ -334,6 +346,7 @@ def main(_) -> None:
         finetuning.LoopSettings.from_flags(FLAGS),
         make_model_fn,
         num_train_examples=len(train_examples) if FLAGS.do_train else None,
+        description=model_description(),
     )
 
     if FLAGS.do_train:

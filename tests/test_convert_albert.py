@@ -336,3 +336,46 @@ def test_group_assignments_that_differ_from_transformers_are_warned_about(caplog
     with caplog.at_level("WARNING"):
         convert_checkpoint.bert_config_from_hf(TINY_HF_ALBERT, "c.json")
     assert "different weight groups" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "architecture, head_name, rows, google_prefix",
+    [
+        ("AlbertForSequenceClassification", "classifier", 3, ""),
+        ("AlbertForQuestionAnswering", "qa_outputs", 2, "cls/squad/"),
+    ],
+)
+def test_albert_task_models_round_trip_with_the_scripts_head_names(
+    tmp_path, architecture, head_name, rows, google_prefix
+):
+    # transformers' AlbertForQuestionAnswering has no pooler; the classifier has one.
+    layout = [
+        row
+        for row in albert_layout(with_heads=False)
+        if head_name == "classifier" or not row[0].startswith("pooler")
+    ]
+    tensors = {"albert." + name: value for name, value in random_tensors(layout, 5).items()}
+    rng = np.random.RandomState(6)
+    tensors[f"{head_name}.weight"] = rng.normal(0, 1, [rows, HIDDEN]).astype(np.float32)
+    tensors[f"{head_name}.bias"] = rng.normal(0, 1, [rows]).astype(np.float32)
+    labels = {"id2label": {"0": "否", "1": "是", "2": "不确定"}} if rows == 3 else {}
+    write_hf_dir(
+        tmp_path / "hf", tensors, dict(TINY_HF_ALBERT, architectures=[architecture], **labels)
+    )
+
+    prefix = convert_checkpoint.convert_safetensors_to_tf(
+        str(tmp_path / "hf"), str(tmp_path / "tf")
+    )
+    written = convert_checkpoint.convert_tf_to_safetensors(
+        str(tmp_path / "tf"), str(tmp_path / "back")
+    )
+
+    np.testing.assert_array_equal(
+        checkpoint_values(prefix)[f"{google_prefix}output_weights"], tensors[f"{head_name}.weight"]
+    )
+    assert_bit_exact(load_file(written), tensors)
+    back = json.loads((tmp_path / "back" / "config.json").read_text(encoding="utf-8"))
+    assert back["architectures"] == [architecture]
+    if labels:
+        assert back["id2label"] == labels["id2label"]
+        assert back["problem_type"] == "single_label_classification"

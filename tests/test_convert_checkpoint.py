@@ -10,12 +10,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from safetensors.numpy import load_file, save_file
+from test_modeling import NP_ACTIVATIONS, np_layer_norm
+from test_run_squad import squad_json
 
 import atomic_files
 import convert_checkpoint
 import modeling
 import tokenization
-from helpers import run_script
+from helpers import (
+    load_variables,
+    run_script,
+    write_bert_config,
+    write_keyword_task,
+    write_tiny_model,
+    write_vocab_for_texts,
+)
 
 tf1 = tf.compat.v1
 
@@ -276,7 +285,7 @@ def test_half_precision_and_sharded_files(tmp_path, storage):
 
 def test_unknown_tensors_are_listed_and_nothing_is_written(tmp_path):
     tensors = random_tensors(encoder_layout(), prefix="bert.")
-    tensors["classifier.weight"] = np.zeros([3, HIDDEN], np.float32)
+    tensors["lm_head.weight"] = np.zeros([3, HIDDEN], np.float32)
     tensors["bert.encoder.layer.0.attention.self.distance_embedding.weight"] = np.zeros(
         [4, 4], np.float32
     )
@@ -285,9 +294,18 @@ def test_unknown_tensors_are_listed_and_nothing_is_written(tmp_path):
     with pytest.raises(ValueError, match="2 tensors with no Google BERT counterpart") as error:
         convert_checkpoint.convert_safetensors_to_tf(str(tmp_path / "hf"), str(tmp_path / "out"))
 
-    assert "classifier.weight" in str(error.value)
+    assert "lm_head.weight" in str(error.value)
     assert "bert.encoder.layer.0.attention.self.distance_embedding.weight" in str(error.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]
+
+
+def test_task_head_with_half_its_tensors_is_an_error(tmp_path):
+    tensors = random_tensors(encoder_layout(), prefix="bert.")
+    tensors["classifier.weight"] = np.zeros([3, HIDDEN], np.float32)
+    write_hf_dir(tmp_path / "hf", tensors)
+
+    with pytest.raises(ValueError, match="lacks classifier.bias: a task head needs both"):
+        convert_checkpoint.convert_safetensors_to_tf(str(tmp_path / "hf"), str(tmp_path / "out"))
 
 
 def test_missing_required_tensor_is_an_error(tmp_path):
@@ -458,14 +476,14 @@ def test_training_state_is_ignored_and_the_newest_checkpoint_is_used(tmp_path):
 def test_unknown_checkpoint_variables_are_listed(tmp_path):
     layout = encoder_layout()
     variables = expected_google_values(random_tensors(layout), layout)
-    variables["output_weights"] = np.zeros([3, HIDDEN], np.float32)
-    variables["cls/squad/output_bias"] = np.zeros([2], np.float32)
+    variables["cls/ner/output_weights"] = np.zeros([3, HIDDEN], np.float32)
+    variables["module/bias"] = np.zeros([2], np.float32)
     config = modeling.BertConfig.from_dict(TINY_BERT_CONFIG)
 
     with pytest.raises(ValueError, match="2 variables this converter does not map") as error:
-        convert_checkpoint.google_to_safetensors(variables, config)
+        convert_checkpoint.fine_tuned_to_safetensors(variables, config)
 
-    assert "cls/squad/output_bias, output_weights" in str(error.value)
+    assert "cls/ner/output_weights, module/bias" in str(error.value)
 
 
 # ----------------------------------------------------------------------------------------
@@ -652,3 +670,439 @@ def test_git_lfs_pointer_instead_of_a_tf_checkpoint_is_named(tmp_path):
         convert_checkpoint.convert_tf_to_safetensors(str(tf_dir), str(tmp_path / "out"))
     assert str(error.value).startswith(f"{data_file} is a git-lfs pointer file")
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------------------
+# Fine-tuned models: the task scripts' heads as transformers' task models
+
+
+def np_transformers_bert(tensors, config, ids, mask, types, prefix="bert."):
+    """`(sequence_output, pooled_output)` of transformers' BertModel, in float64, written
+    from its modeling_bert.py's names: `Linear` weights are `[out, in]`, `y = x W^T + b`.
+    `config` is the config.json; pooled_output is None without pooler weights."""
+    w = {name[len(prefix) :]: value.astype(np.float64) for name, value in tensors.items()}
+    act = {"gelu_new": NP_ACTIVATIONS["gelu"], "gelu": NP_ACTIVATIONS["gelu_exact"]}
+
+    def linear(x, name):
+        return x @ w[name + ".weight"].T + w[name + ".bias"]
+
+    def norm(x, name):
+        return np_layer_norm(x, w[name + ".weight"], w[name + ".bias"])
+
+    seq = ids.shape[1]
+    x = w["embeddings.word_embeddings.weight"][ids]
+    x = x + w["embeddings.token_type_embeddings.weight"][types]
+    x = norm(x + w["embeddings.position_embeddings.weight"][:seq][None], "embeddings.LayerNorm")
+    heads = config["num_attention_heads"]
+    size = config["hidden_size"] // heads
+    batch = ids.shape[0]
+    for layer in range(config["num_hidden_layers"]):
+        p = f"encoder.layer.{layer}."
+
+        def split(v):
+            return v.reshape(batch, seq, heads, size).transpose(0, 2, 1, 3)
+
+        q, k, v = (split(linear(x, p + f"attention.self.{n}")) for n in ("query", "key", "value"))
+        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(size)
+        scores = scores + np.where(mask[:, None, None, :] > 0, 0.0, -1e9)
+        probs = np.exp(scores - scores.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        context = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, seq, -1)
+        attention = norm(
+            linear(context, p + "attention.output.dense") + x, p + "attention.output.LayerNorm"
+        )
+        inner = act[config["hidden_act"]](linear(attention, p + "intermediate.dense"))
+        x = norm(linear(inner, p + "output.dense") + attention, p + "output.LayerNorm")
+    pooled = None
+    if "pooler.dense.weight" in w:
+        pooled = np.tanh(linear(x[:, 0], "pooler.dense"))
+    return x, pooled
+
+
+def read_records(path, seq_length):
+    """input_ids, input_mask and segment_ids of a TFRecord file written by a script."""
+    spec = {
+        name: tf.io.FixedLenFeature([seq_length], tf.int64)
+        for name in ("input_ids", "input_mask", "segment_ids")
+    }
+    rows = [tf.io.parse_single_example(r, spec) for r in tf.data.TFRecordDataset(str(path))]
+    return [np.stack([row[name].numpy() for row in rows]) for name in spec]
+
+
+def served_outputs(export_dir, ids, mask, types):
+    """The outputs of the one SavedModel under `export_dir` for these inputs."""
+    (export_path,) = [path for path in export_dir.iterdir() if path.is_dir()]
+    served = tf.saved_model.load(str(export_path)).signatures["serving_default"]
+    outputs = served(
+        input_ids=tf.constant(ids, tf.int32),
+        input_mask=tf.constant(mask, tf.int32),
+        segment_ids=tf.constant(types, tf.int32),
+    )
+    return {key: value.numpy() for key, value in outputs.items()}
+
+
+def encoder_names(num_layers, pooler=True):
+    """transformers' names of a 2-layer BertModel, from modeling_bert.py."""
+    names = [f"embeddings.{t}_embeddings.weight" for t in ("word", "position", "token_type")]
+    names += ["embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"]
+    for n in range(num_layers):
+        for part in (
+            "attention.self.query",
+            "attention.self.key",
+            "attention.self.value",
+            "attention.output.dense",
+            "attention.output.LayerNorm",
+            "intermediate.dense",
+            "output.dense",
+            "output.LayerNorm",
+        ):
+            names += [f"encoder.layer.{n}.{part}.weight", f"encoder.layer.{n}.{part}.bias"]
+    if pooler:
+        names += ["pooler.dense.weight", "pooler.dense.bias"]
+    return names
+
+
+@pytest.mark.slow
+def test_fine_tuned_classifier_run_converts_to_bert_for_sequence_classification(tmp_path):
+    (tmp_path / "model").mkdir()
+    model = write_tiny_model(tmp_path / "model")
+    data = tmp_path / "data"
+    write_keyword_task(data, {"train": 64, "test": 9})
+    out, exported = tmp_path / "my_finetuned_run", tmp_path / "exported"
+    run_script(
+        "run_classifier.py",
+        dict(
+            model,
+            task_name="generic",
+            labels="sad,happy",  # not sorted: id2label must follow the run's label ids
+            data_dir=data,
+            output_dir=out,
+            max_seq_length=16,
+            train_batch_size=16,
+            learning_rate=5e-4,
+            num_train_epochs=2,
+            do_train=True,
+            do_predict=True,
+            export_dir=exported,
+        ),
+    )
+    # The run describes itself as the export does.
+    assert (out / "bert_config.json").read_text() == Path(model["bert_config_file"]).read_text()
+    assert (out / "vocab.txt").read_bytes() == Path(model["vocab_file"]).read_bytes()
+    described = json.loads((out / "bert_export.json").read_text())
+    assert described["labels"] == ["sad", "happy"]
+    assert described["task_kind"] == "classification"
+
+    # The README's command, as written.
+    hf = tmp_path / "hf_out"
+    run_script("convert_checkpoint.py", {"to": "safetensors", "input_dir": out, "output_dir": hf})
+
+    tensors = load_file(str(hf / "model.safetensors"))
+    variables = load_variables(out)
+    assert sorted(tensors) == sorted(
+        ["bert." + name for name in encoder_names(2)] + ["classifier.weight", "classifier.bias"]
+    )
+    # run_classifier.py multiplies by output_weights transposed: stored [labels, hidden],
+    # as PyTorch's Linear; the dense kernels are [in, out] and transposed.
+    np.testing.assert_array_equal(tensors["classifier.weight"], variables["output_weights"])
+    np.testing.assert_array_equal(tensors["classifier.bias"], variables["output_bias"])
+    np.testing.assert_array_equal(
+        tensors["bert.pooler.dense.weight"], variables["bert/pooler/dense/kernel"].T
+    )
+    np.testing.assert_array_equal(
+        tensors["bert.encoder.layer.1.attention.self.key.weight"],
+        variables["bert/encoder/layer_1/attention/self/key/kernel"].T,
+    )
+    config = json.loads((hf / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"]
+    assert config["num_labels"] == 2
+    assert config["id2label"] == {"0": "sad", "1": "happy"}
+    assert config["label2id"] == {"sad": 0, "happy": 1}
+    assert config["problem_type"] == "single_label_classification"
+    assert config["hidden_act"] == "gelu_new"  # the config's "gelu", the tanh form
+    assert json.loads((hf / "tokenizer_config.json").read_text())["do_lower_case"] is True
+    assert (hf / "vocab.txt").read_bytes() == Path(model["vocab_file"]).read_bytes()
+
+    # The converted weights, run as transformers runs them, give the Estimator's outputs.
+    ids, mask, types = (rows[:9] for rows in read_records(out / "predict.tf_record", 16))
+    _, pooled = np_transformers_bert(tensors, config, ids, mask, types)
+    weights = tensors["classifier.weight"].astype(np.float64)
+    logits = pooled @ weights.T + tensors["classifier.bias"]
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    estimator = np.loadtxt(out / "test_results.tsv", delimiter="\t", ndmin=2)
+    assert estimator.shape == (9, 2)
+    np.testing.assert_allclose(probabilities, estimator, rtol=0, atol=1e-5)
+    served = served_outputs(exported, ids, mask, types)
+    np.testing.assert_allclose(logits, served["logits"], rtol=0, atol=1e-5)
+
+    # The export converts to the same model.
+    from_export = convert_checkpoint.convert_tf_to_safetensors(str(exported), str(tmp_path / "e"))
+    assert_same_arrays(load_file(from_export), tensors)
+    assert json.loads((tmp_path / "e" / "config.json").read_text()) == config
+
+
+@pytest.mark.slow
+def test_fine_tuned_squad_run_converts_to_bert_for_question_answering(tmp_path):
+    data = squad_json(with_unanswerable=False)
+    data_file = tmp_path / "squad.json"
+    data_file.write_text(json.dumps(data))
+    texts = [p["context"] for p in data["data"][0]["paragraphs"]]
+    texts += [qa["question"] for p in data["data"][0]["paragraphs"] for qa in p["qas"]]
+    vocab = write_vocab_for_texts(tmp_path / "vocab.txt", texts)
+    write_bert_config(
+        tmp_path / "bert_config.json",
+        len(vocab),
+        hidden_act="gelu_exact",
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    out = tmp_path / "run"
+    run_script(
+        "run_squad.py",
+        {
+            "vocab_file": tmp_path / "vocab.txt",
+            "bert_config_file": tmp_path / "bert_config.json",
+            "output_dir": out,
+            "train_file": data_file,
+            "do_train": True,
+            "max_seq_length": 48,
+            "doc_stride": 16,
+            "max_query_length": 16,
+            "train_batch_size": 5,
+            "num_train_epochs": 4,
+            "learning_rate": 1e-3,
+            "export_dir": out / "exported",
+        },
+    )
+    hf = tmp_path / "hf"
+    convert_checkpoint.convert_tf_to_safetensors(str(out), str(hf))
+
+    tensors = load_file(str(hf / "model.safetensors"))
+    variables = load_variables(out)
+    # BertForQuestionAnswering has no pooler.
+    assert sorted(tensors) == sorted(
+        ["bert." + name for name in encoder_names(2, pooler=False)]
+        + ["qa_outputs.weight", "qa_outputs.bias"]
+    )
+    np.testing.assert_array_equal(
+        tensors["qa_outputs.weight"], variables["cls/squad/output_weights"]
+    )
+    np.testing.assert_array_equal(tensors["qa_outputs.bias"], variables["cls/squad/output_bias"])
+    config = json.loads((hf / "config.json").read_text())
+    assert config["architectures"] == ["BertForQuestionAnswering"]
+    assert config["hidden_act"] == "gelu"  # transformers' exact GELU
+    assert "id2label" not in config
+
+    # Start and end logits from the converted weights against the SavedModel's.
+    ids, mask, types = read_records(out / "train.tf_record", 48)
+    expected = served_outputs(out / "exported", ids, mask, types)
+    sequence, _ = np_transformers_bert(tensors, config, ids, mask, types)
+    logits = (
+        sequence @ tensors["qa_outputs.weight"].T.astype(np.float64) + tensors["qa_outputs.bias"]
+    )
+    # transformers splits the last axis: start first, then end.
+    length = expected["start_logits"].shape[1]
+    for index, key in enumerate(("start_logits", "end_logits")):
+        np.testing.assert_allclose(logits[:, :length, index], expected[key], rtol=0, atol=1e-4)
+
+
+def write_fine_tuned_run(path, head_variables, metadata=None, config=TINY_BERT_CONFIG):
+    """A run directory as a task script leaves it: a checkpoint of the encoder and the
+    head, bert_config.json, vocab.txt and (unless None) bert_export.json."""
+    layout = encoder_layout()
+    tensors = random_tensors(layout)
+    variables = dict(expected_google_values(tensors, layout), **head_variables)
+    variables["global_step"] = np.array(3, np.int64)
+    path.mkdir(parents=True)
+    convert_checkpoint.write_tf_checkpoint(variables, str(path / "model.ckpt-3"))
+    (path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-3"\n')
+    (path / "bert_config.json").write_text(json.dumps(config))
+    (path / "vocab.txt").write_text("\n".join(f"w{n}" for n in range(VOCAB)) + "\n")
+    if metadata is not None:
+        (path / "bert_export.json").write_text(json.dumps(metadata, ensure_ascii=False))
+    return tensors
+
+
+def head(rows, prefix="", seed=3):
+    rng = np.random.default_rng(seed)
+    return {
+        f"{prefix}output_weights": rng.standard_normal([rows, HIDDEN]).astype(np.float32),
+        f"{prefix}output_bias": rng.standard_normal([rows]).astype(np.float32),
+    }
+
+
+def test_ner_run_converts_to_bert_for_token_classification_with_its_tags(tmp_path):
+    tags = ["O", "B-人名", "I-人名", "B-地名", "I-地名"]
+    weights = head(len(tags))
+    encoder = write_fine_tuned_run(
+        tmp_path / "run", weights, {"task": "ner", "labels": tags, "do_lower_case": False}
+    )
+
+    convert_checkpoint.convert_tf_to_safetensors(str(tmp_path / "run"), str(tmp_path / "hf"))
+
+    expected = {
+        "bert." + name: value for name, value in encoder.items() if not name.startswith("pooler")
+    }
+    expected["classifier.weight"] = weights["output_weights"]
+    expected["classifier.bias"] = weights["output_bias"]
+    assert_same_arrays(load_file(str(tmp_path / "hf" / "model.safetensors")), expected)
+    config = json.loads((tmp_path / "hf" / "config.json").read_text(encoding="utf-8"))
+    assert config["architectures"] == ["BertForTokenClassification"]
+    assert config["id2label"] == {str(i): tag for i, tag in enumerate(tags)}
+    assert config["label2id"]["I-地名"] == 4
+    assert "problem_type" not in config
+    tokenizer_config = json.loads((tmp_path / "hf" / "tokenizer_config.json").read_text())
+    assert tokenizer_config["do_lower_case"] is False
+
+
+def test_multiple_choice_run_converts_to_bert_for_multiple_choice(tmp_path):
+    weights = head(1)
+    encoder = write_fine_tuned_run(
+        tmp_path / "run", weights, {"task": "multiple_choice", "num_choices": 4}
+    )
+
+    convert_checkpoint.convert_tf_to_safetensors(str(tmp_path / "run"), str(tmp_path / "hf"))
+
+    expected = {"bert." + name: value for name, value in encoder.items()}
+    expected["classifier.weight"] = weights["output_weights"]
+    expected["classifier.bias"] = weights["output_bias"]
+    assert_same_arrays(load_file(str(tmp_path / "hf" / "model.safetensors")), expected)
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["architectures"] == ["BertForMultipleChoice"]
+
+
+@pytest.mark.parametrize(
+    "task_kind, labels, problem_type, id2label",
+    [
+        ("regression", [], "regression", {"0": "LABEL_0"}),
+        ("multi_label", ["体育", "财经", "科技"], "multi_label_classification", None),
+        ("classification", ["neg", "pos", "mixed"], "single_label_classification", None),
+    ],
+)
+def test_classifier_problem_type_follows_the_task_kind(
+    tmp_path, task_kind, labels, problem_type, id2label
+):
+    rows = len(labels) or 1
+    write_fine_tuned_run(tmp_path / "run", head(rows), {"labels": labels, "task_kind": task_kind})
+
+    convert_checkpoint.convert_tf_to_safetensors(str(tmp_path / "run"), str(tmp_path / "hf"))
+
+    config = json.loads((tmp_path / "hf" / "config.json").read_text(encoding="utf-8"))
+    assert config["architectures"] == ["BertForSequenceClassification"]
+    assert config["problem_type"] == problem_type
+    assert config["num_labels"] == rows
+    assert config["id2label"] == (id2label or {str(i): label for i, label in enumerate(labels)})
+
+
+def test_crf_head_is_refused_naming_the_variable(tmp_path):
+    variables = dict(head(3), **{"crf/transitions": np.zeros([3, 3], np.float32)})
+    write_fine_tuned_run(tmp_path / "run", variables, {"task": "ner", "labels": ["O", "B", "I"]})
+
+    with pytest.raises(ValueError, match="crf/transitions") as error:
+        convert_checkpoint.convert_tf_to_safetensors(str(tmp_path / "run"), str(tmp_path / "hf"))
+
+    assert "--use_crf" in str(error.value)
+    assert not (tmp_path / "hf").exists()
+
+
+def test_labels_that_do_not_fit_the_head_are_an_error(tmp_path):
+    write_fine_tuned_run(tmp_path / "run", head(3), {"labels": ["a", "b"]})
+
+    with pytest.raises(ValueError, match="lists 2 labels but the head has 3 outputs"):
+        convert_checkpoint.convert_tf_to_safetensors(str(tmp_path / "run"), str(tmp_path / "hf"))
+
+
+def test_run_of_the_original_without_config_needs_config_file(tmp_path):
+    # google-research/bert's run_classifier.py leaves only checkpoints in its output_dir.
+    run = tmp_path / "run"
+    write_fine_tuned_run(run, head(2))
+    (run / "bert_config.json").rename(tmp_path / "bert_config.json")
+
+    with pytest.raises(FileNotFoundError, match="--config_file") as error:
+        convert_checkpoint.convert_tf_to_safetensors(str(run), str(tmp_path / "hf"))
+    assert "bert_config.json does not exist" in str(error.value)
+
+    convert_checkpoint.convert_tf_to_safetensors(
+        str(run), str(tmp_path / "hf"), config_file=str(tmp_path / "bert_config.json")
+    )
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"]
+    assert config["id2label"] == {"0": "LABEL_0", "1": "LABEL_1"}
+    assert "problem_type" not in config  # unknown without the run's metadata
+    assert not (tmp_path / "hf" / "tokenizer_config.json").exists()
+
+
+def test_the_best_checkpoint_a_run_kept_is_converted(tmp_path):
+    run = tmp_path / "run"
+    write_fine_tuned_run(run, head(2), {"labels": ["a", "b"]})
+    best_head = head(2, seed=9)
+    best = dict(
+        expected_google_values(random_tensors(encoder_layout(), seed=5), encoder_layout()),
+        **best_head,
+    )
+    (run / "best").mkdir()
+    convert_checkpoint.write_tf_checkpoint(best, str(run / "best" / "model.ckpt-2"))
+    (run / "best" / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-2"\n')
+
+    written = convert_checkpoint.convert_tf_to_safetensors(str(run), str(tmp_path / "hf"))
+
+    tensors = load_file(written)
+    np.testing.assert_array_equal(tensors["classifier.weight"], best_head["output_weights"])
+
+
+@pytest.mark.parametrize(
+    "architecture, head_name, rows, extra_config",
+    [
+        (
+            "BertForSequenceClassification",
+            "classifier",
+            3,
+            {
+                "id2label": {"0": "体育", "1": "财经", "2": "科技"},
+                "label2id": {"体育": 0, "财经": 1, "科技": 2},
+                "problem_type": "multi_label_classification",
+            },
+        ),
+        ("BertForQuestionAnswering", "qa_outputs", 2, {}),
+        (
+            "BertForTokenClassification",
+            "classifier",
+            3,
+            {"id2label": {"0": "O", "1": "B-PER", "2": "I-PER"}},
+        ),
+        ("BertForMultipleChoice", "classifier", 1, {}),
+    ],
+)
+def test_transformers_task_models_round_trip(tmp_path, architecture, head_name, rows, extra_config):
+    uses_pooler = architecture in ("BertForSequenceClassification", "BertForMultipleChoice")
+    layout = [row for row in encoder_layout() if uses_pooler or not row[0].startswith("pooler")]
+    tensors = random_tensors(layout, prefix="bert.")
+    rng = np.random.default_rng(4)
+    tensors[f"{head_name}.weight"] = rng.standard_normal([rows, HIDDEN]).astype(np.float32)
+    tensors[f"{head_name}.bias"] = rng.standard_normal([rows]).astype(np.float32)
+    config = dict(TINY_HF_CONFIG, architectures=[architecture], **extra_config)
+    write_hf_dir(tmp_path / "hf", tensors, config)
+    (tmp_path / "hf" / "tokenizer_config.json").write_text('{"do_lower_case": false}')
+
+    prefix = convert_checkpoint.convert_safetensors_to_tf(
+        str(tmp_path / "hf"), str(tmp_path / "tf")
+    )
+    written = convert_checkpoint.convert_tf_to_safetensors(
+        str(tmp_path / "tf"), str(tmp_path / "back")
+    )
+
+    # The head is under the task script's names, stored [rows, hidden] as transformers has it.
+    google_prefix = "cls/squad/" if head_name == "qa_outputs" else ""
+    variables = checkpoint_values(prefix)
+    np.testing.assert_array_equal(
+        variables[f"{google_prefix}output_weights"], tensors[f"{head_name}.weight"]
+    )
+    assert_same_arrays(load_file(written), tensors)
+    back = json.loads((tmp_path / "back" / "config.json").read_text(encoding="utf-8"))
+    assert back["architectures"] == [architecture]
+    for key, value in extra_config.items():
+        assert back[key] == value, key
+    assert json.loads((tmp_path / "back" / "tokenizer_config.json").read_text()) == {
+        "do_lower_case": False,
+        "tokenizer_class": "BertTokenizer",
+    }

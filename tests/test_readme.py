@@ -54,10 +54,7 @@ EXCLUDED_BLOCKS = {
 
 # README commands that fail today because of work other developers are merging (remove an
 # entry once its fix is in: the test then passes, and xfail(strict) reports it).
-KNOWN_GAPS = {
-    "--input_dir=my_finetuned_run": "convert_checkpoint.py reads no fine-tuning run yet (its "
-    "output_dir has no bert_config.json, and a task head's variables); being added",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 # What a `...` stands for in a command, for the run: the flags the README leaves to the
 # reader (the model, an output directory).
