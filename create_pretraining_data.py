@@ -1081,7 +1081,8 @@ def _check_word_flags(config: flags.FlagValues) -> bool:
 def main(argv: Sequence[str], flag_values: flags.FlagValues = FLAGS) -> None:
     """Runs the script with the parsed `flag_values` (those of `define_flags`)."""
     del argv
-    logging.set_verbosity(logging.INFO)
+    if not FLAGS["verbosity"].present:  # the original's INFO; --verbosity keeps its meaning
+        logging.set_verbosity(logging.INFO)
     run_logging.configure()
     config = flag_values
     _require_flags(config, "input_file", "output_file")
