@@ -682,7 +682,7 @@ class ReadmeRun:
 # Forward references: a command that reads what a later README command writes runs after it.
 RUNS_AFTER = {
     # The fine-tuned run it converts is the "Your own data" command's --output_dir.
-    "--input_dir=my_finetuned_run": "--task_name=generic --data_dir=my_data",
+    "--input_dir=my_finetuned_run": "--do_predict --export_dir=/tmp/exported ...",
 }
 
 
@@ -821,11 +821,12 @@ README_OUTPUTS = {
         # "eval_accuracy, eval_loss, global_step, loss as before, plus ... F1 for MRPC"
         "tmp/mrpc/eval_results.txt": ["eval_accuracy", "eval_loss", "global_step", "loss", "f1"],
     },
-    "--task_name=generic --data_dir=my_data": {
+    "--do_predict --export_dir=/tmp/exported ...": {
         "my_finetuned_run/test_results.tsv": [],
         "my_finetuned_run/test_predictions.tsv": [],
         "tmp/exported": [],
     },
+    "--export_raw_text ...": {"tmp/exported_raw_text": []},
     "python run_squad.py": {
         "tmp/squad/predictions.json": [],
         "tmp/squad/nbest_predictions.json": [],
