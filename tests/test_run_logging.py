@@ -174,13 +174,22 @@ def test_progress_line_counts_rate_and_eta():
     assert unknown.line(now=unknown._start + 3) == "Records: 30, 10.0/s"
 
 
-def test_float16_without_a_gpu_is_warned_about():
+@pytest.mark.parametrize(
+    "flags, confirmed, warned",
+    [
+        (["--precision=float16"], "float16 with dynamic loss scaling, optimizer adamw", True),
+        (["--precision=bfloat16", "--optimizer=lamb"], "bfloat16, optimizer lamb", False),
+    ],
+)
+def test_compute_flags_are_confirmed_and_float16_without_a_gpu_is_warned_about(
+    flags, confirmed, warned
+):
     code = (
-        "import sys, logging; import run_logging; run_logging.configure(0)\n"
+        "import run_logging; run_logging.configure(0)\n"
         "from absl import flags; import estimator_builder\n"
         "estimator_builder.define_hardware_flags(); estimator_builder.define_gpu_flags()\n"
-        "flags.FLAGS(['x', '--precision=float16'])\n"
-        "print(estimator_builder.run_options_from_flags().describe())\n"
+        f"flags.FLAGS(['x', *{flags!r}])\n"
+        "estimator_builder.run_options_from_flags()\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -191,5 +200,5 @@ def test_float16_without_a_gpu_is_warned_about():
         text=True,
         check=True,
     )
-    assert "--precision=float16 without a GPU" in result.stdout
-    assert "float16 with dynamic loss scaling, optimizer adamw" in result.stdout
+    assert f"INFO:tensorflow:Compute: {confirmed}\n" in result.stdout
+    assert ("--precision=float16 without a GPU" in result.stdout) == warned
