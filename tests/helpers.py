@@ -176,10 +176,8 @@ def write_tiny_albert_model(root: Path, texts, vocab_size: int = 120, **config_o
     checkpoint model.ckpt-best of the encoder and the pre-training heads (ALBERT's names,
     which tests/test_albert_modeling.py checks). Returns the flags that point at them."""
     import sentencepiece
-    import tensorflow as tf
 
     import modeling
-    import run_pretraining
 
     root.mkdir(parents=True, exist_ok=True)
     corpus = root / "spm_corpus.txt"
@@ -220,10 +218,28 @@ def write_tiny_albert_model(root: Path, texts, vocab_size: int = 120, **config_o
     }
     config.update(config_overrides)
     (root / "albert_config.json").write_text(json.dumps(config, indent=2))
-    bert_config = modeling.BertConfig.from_dict(config)
+    write_pretraining_checkpoint(
+        modeling.BertConfig.from_dict(config), root / "model.ckpt-best", seed=3
+    )
+    return {
+        "spm_model_file": str(root / "spiece.model"),
+        "bert_config_file": str(root / "albert_config.json"),
+        "init_checkpoint": str(root / "model.ckpt-best"),
+    }
+
+
+def write_pretraining_checkpoint(bert_config, prefix: Path, seed: int) -> None:
+    """A randomly initialised checkpoint of BertModel with the masked-LM and next-sentence
+    (ALBERT: sentence-order) heads, `cls/...`: the variables of Google's released
+    checkpoints."""
+    import tensorflow as tf
+
+    import modeling
+    import run_pretraining
+
     tf1 = tf.compat.v1
     with tf.Graph().as_default():
-        tf1.set_random_seed(3)
+        tf1.set_random_seed(seed)
         model = modeling.BertModel(bert_config, False, tf1.placeholder(tf.int32, [2, 8]))
         positions = tf.zeros([2, 2], tf.int32)
         run_pretraining.get_masked_lm_output(
@@ -239,9 +255,4 @@ def write_tiny_albert_model(root: Path, texts, vocab_size: int = 120, **config_o
         )
         with tf1.Session() as session:
             session.run(tf1.global_variables_initializer())
-            tf1.train.Saver().save(session, str(root / "model.ckpt-best"))
-    return {
-        "spm_model_file": str(root / "spiece.model"),
-        "bert_config_file": str(root / "albert_config.json"),
-        "init_checkpoint": str(root / "model.ckpt-best"),
-    }
+            tf1.train.Saver().save(session, str(prefix))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FILLER, REPO_ROOT, write_csv, write_tiny_model
+from helpers import FILLER, REPO_ROOT, write_csv, write_pretraining_checkpoint, write_tiny_model
 
 README = REPO_ROOT / "README.md"
 
@@ -461,33 +461,10 @@ def write_bert_model(root: Path) -> None:
 
 
 def write_random_checkpoint(config_file: Path, prefix: Path) -> None:
-    """A randomly initialised checkpoint of BertModel with the masked-LM and next-sentence
-    heads (`cls/...`), the variables of Google's released checkpoints."""
-    import tensorflow as tf
-
+    """A randomly initialised checkpoint of the config's BERT with its pre-training heads."""
     import modeling
-    import run_pretraining
 
-    tf1 = tf.compat.v1
-    config = modeling.BertConfig.from_json_file(str(config_file))
-    with tf.Graph().as_default():
-        tf1.set_random_seed(5)
-        model = modeling.BertModel(config, False, tf1.placeholder(tf.int32, [2, 8]))
-        positions = tf.zeros([2, 2], tf.int32)
-        run_pretraining.get_masked_lm_output(
-            config,
-            model.get_sequence_output(),
-            model.get_embedding_table(),
-            positions,
-            positions,
-            tf.ones([2, 2]),
-        )
-        run_pretraining.get_next_sentence_output(
-            config, model.get_pooled_output(), tf.zeros([2, 1], tf.int32)
-        )
-        with tf1.Session() as session:
-            session.run(tf1.global_variables_initializer())
-            tf1.train.Saver().save(session, str(prefix))
+    write_pretraining_checkpoint(modeling.BertConfig.from_json_file(str(config_file)), prefix, 5)
 
 
 def write_albert_model(root: Path) -> None:
