@@ -34,8 +34,6 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-_REPO_DIR = os.path.dirname(os.path.abspath(__file__))
-
 # Lines TensorFlow 2.15 prints while it is imported on any machine: the CUDA plugins
 # registering twice (a known TF 2.15 bug, harmless), TensorRT and CUDA probing, and notes
 # on CPU instructions and oneDNN.
@@ -84,6 +82,19 @@ import tensorflow as tf  # noqa: E402
 tf1 = tf.compat.v1
 T = TypeVar("T")
 
+
+def _package_dirs(*names: str) -> tuple[str, ...]:
+    dirs = []
+    for name in names:
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__file__", None):
+            dirs.append(os.path.dirname(os.path.abspath(module.__file__)) + os.sep)
+    return tuple(dirs)
+
+
+# Where TensorFlow's own log records come from (their pathname is the caller's file).
+_TENSORFLOW_PACKAGE_DIRS = _package_dirs("tensorflow", "tensorflow_estimator")
+
 # TensorFlow's own INFO lines that stay at the default verbosity: the final loss, and on
 # TPU (where this project's progress hook does not run) TPUEstimator's loss and speed lines.
 _KEPT_TENSORFLOW_INFO = ("Loss for final step", "loss = ", "global_step/sec", "examples/sec")
@@ -105,8 +116,8 @@ class _DefaultVerbosityFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self._logger.getEffectiveLevel() <= logging.DEBUG:
             return True
-        if os.path.dirname(os.path.abspath(record.pathname)) == _REPO_DIR:
-            return True  # this project's own lines: the level decides
+        if not os.path.abspath(record.pathname).startswith(_TENSORFLOW_PACKAGE_DIRS):
+            return True  # this project's lines, and a user's own processor's: the level decides
         if record.levelno >= logging.WARNING:
             return not _TENSORFLOW_NOISE_WARNINGS.search(record.getMessage())
         return record.getMessage().startswith(_KEPT_TENSORFLOW_INFO)

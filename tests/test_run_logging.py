@@ -58,9 +58,7 @@ def run_classifier(flags, output_dir, env=None, **extra):
 
 
 @pytest.mark.slow
-def test_six_step_run_prints_few_lines_once_and_says_where_outputs_went(
-    six_step_task, tmp_path
-):
+def test_six_step_run_prints_few_lines_once_and_says_where_outputs_went(six_step_task, tmp_path):
     out, export_dir = tmp_path / "out", tmp_path / "export"
     lines = run_classifier(
         six_step_task,
@@ -202,3 +200,27 @@ def test_compute_flags_are_confirmed_and_float16_without_a_gpu_is_warned_about(
     )
     assert f"INFO:tensorflow:Compute: {confirmed}\n" in result.stdout
     assert ("--precision=float16 without a GPU" in result.stdout) == warned
+
+
+def test_default_verbosity_hides_tensorflows_own_info_lines_only():
+    import logging
+
+    logger = logging.getLogger("test_run_logging")
+    logger.setLevel(logging.INFO)
+    keep = run_logging._DefaultVerbosityFilter(logger)
+    tensorflow_file = run_logging._TENSORFLOW_PACKAGE_DIRS[0] + "python/training/x.py"
+
+    def record(level, message, path):
+        return logging.LogRecord("tensorflow", level, path, 1, message, None, None)
+
+    assert not keep.filter(record(logging.INFO, "Graph was finalized.", tensorflow_file))
+    assert keep.filter(record(logging.INFO, "Loss for final step: 0.1.", tensorflow_file))
+    assert keep.filter(record(logging.WARNING, "Out of range", tensorflow_file))
+    assert not keep.filter(
+        record(logging.WARNING, "X is deprecated and will be removed", tensorflow_file)
+    )
+    # Lines of this project and of a user's own --processor module are kept.
+    assert keep.filter(record(logging.INFO, "Reading my data", "/home/me/my_tasks.py"))
+    assert keep.filter(record(logging.INFO, "Model: BERT", str(REPO_ROOT / "finetuning.py")))
+    logger.setLevel(logging.DEBUG)
+    assert keep.filter(record(logging.INFO, "Graph was finalized.", tensorflow_file))
