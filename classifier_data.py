@@ -23,7 +23,7 @@ skipped everywhere; an empty text field is allowed.
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import csv
 import dataclasses
@@ -1135,7 +1135,7 @@ def _log_example(
 ) -> None:
     # The original logs five examples of every split; the first of the run is shown, the
     # others need --verbosity=1.
-    level = run_logging.first_time_level("classifier example")
+    level = bert_logging.first_time_level("classifier example")
     tf.logging.log(level, "*** Example ***")
     tf.logging.log(level, "guid: %s", example.guid)
     tf.logging.log(level, "tokens: %s", " ".join(tokens))
@@ -1212,7 +1212,7 @@ def file_based_convert_examples_to_features(
     so a run that fails on a bad example leaves no half-written cache behind. Returns the
     number of records written.
     """
-    progress = run_logging.Progress("Features", total=len(examples))
+    progress = bert_logging.Progress("Features", total=len(examples))
     with tfrecord_io.RoundRobinRecordWriter([output_file]) as writer:
         for ex_index, example in enumerate(examples):
             features = convert_single_example(

@@ -56,7 +56,7 @@ at all: it is built beside its final place and renamed into it.
 
 from __future__ import annotations
 
-import run_logging  # noqa: F401  (imports TensorFlow without its start-up noise)
+import bert_logging  # noqa: F401  (imports TensorFlow without its start-up noise)
 
 import collections
 import dataclasses

@@ -22,7 +22,7 @@ in the vocab, so comparing or replacing ids gives the same result as the origina
 while a sentence costs one shared small int per token instead of one string per token.
 """
 
-import run_logging
+import bert_logging
 
 import collections
 import concurrent.futures
@@ -740,7 +740,7 @@ def log_example(serialized: bytes, inv_vocab: Mapping[int, str]) -> None:
     length = sum(feature["input_mask"].int64_list.value)
     tokens = [inv_vocab[i] for i in feature["input_ids"].int64_list.value[:length]]
     # The first example is shown; the original's next 19 need --verbosity=1.
-    emit = logging.info if run_logging.is_first_time("pretraining example") else logging.debug
+    emit = logging.info if bert_logging.is_first_time("pretraining example") else logging.debug
     emit("*** Example ***")
     emit("tokens: %s", " ".join(tokenization.printable_text(t) for t in tokens))
     for name in FEATURE_NAMES:
@@ -1083,7 +1083,7 @@ def main(argv: Sequence[str], flag_values: flags.FlagValues = FLAGS) -> None:
     del argv
     if not FLAGS["verbosity"].present:  # the original's INFO; --verbosity keeps its meaning
         logging.set_verbosity(logging.INFO)
-    run_logging.configure()
+    bert_logging.configure()
     config = flag_values
     _require_flags(config, "input_file", "output_file")
     if not config.vocab_file and not config.spm_model_file:

@@ -11,7 +11,7 @@ wrapper that gives each mode its own batch size.
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import dataclasses
 import os
@@ -862,7 +862,7 @@ class TrainingProgressHook(tf1.train.SessionRunHook):
             loss_text,
             steps_per_sec,
             examples_per_sec,
-            run_logging.format_duration(eta_seconds),
+            bert_logging.format_duration(eta_seconds),
         )
         self._write_summaries(step, steps_per_sec, examples_per_sec, eta_seconds)
         self._last = (step, now)

@@ -13,7 +13,7 @@ The outputs are whatever the task's model_fn names in its `export_outputs` (e.g.
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import contextlib
 import dataclasses
@@ -397,7 +397,7 @@ def _define_freeze_flags() -> None:
 
 
 def _freeze_main(_) -> None:
-    run_logging.configure()
+    bert_logging.configure()
     nodes = freeze_saved_model(
         flags.FLAGS.saved_model_dir, flags.FLAGS.output_pb, flags.FLAGS.signature
     )

@@ -29,7 +29,7 @@ Outputs (any combination, at least one):
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import contextlib
 import dataclasses
@@ -219,7 +219,7 @@ def convert_examples_to_features(
 
 def _log_feature(feature: InputFeatures) -> None:
     # The first example of the run is shown; the next ones need --verbosity=1.
-    level = run_logging.first_time_level("extract_features example")
+    level = bert_logging.first_time_level("extract_features example")
     tf1.logging.log(level, "*** Example ***")
     tf1.logging.log(level, "unique_id: %s", feature.unique_id)
     tf1.logging.log(level, "tokens: %s", " ".join(feature.tokens))
@@ -498,7 +498,7 @@ def check_output_flags() -> None:
 
 
 def main(_) -> None:
-    run_logging.configure()
+    bert_logging.configure()
     check_output_flags()
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)

@@ -19,7 +19,7 @@ every task:
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import contextlib
 import dataclasses
@@ -153,7 +153,7 @@ def gather_predictions(
     predictions = []
     if num_real <= 0:
         return predictions
-    for prediction in run_logging.counted(
+    for prediction in bert_logging.counted(
         estimator.predict(input_fn, checkpoint_path=checkpoint_path), "Predictions", num_real
     ):
         predictions.append(prediction)

@@ -16,7 +16,7 @@ are cast at the point of use; layer normalization and the attention softmax run 
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import collections
 import copy
@@ -545,7 +545,7 @@ def _log_checkpoint_report(report: CheckpointReport, init_checkpoint: str) -> No
         if key not in _reported_checkpoints:
             tf1.logging.warning("%s", text)
     else:
-        run_logging.info_once(key, "%s", text)
+        bert_logging.info_once(key, "%s", text)
     _reported_checkpoints.add(key)
     for name in report.loaded:
         tf1.logging.debug("  from the checkpoint: %s", name)

@@ -36,7 +36,7 @@ The masks of a window, all `[max_seq_length]`:
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import dataclasses
 import json
@@ -611,7 +611,7 @@ def convert_sentences_to_features(
 
 def _log_window(window: NerFeatures, sentence: NerSentence) -> None:
     # The first window of the run is shown; the next ones need --verbosity=1.
-    level = run_logging.first_time_level("ner window")
+    level = bert_logging.first_time_level("ner window")
     tf.logging.log(level, "*** Window ***")
     tf.logging.log(level, "sentence: %s (%s)", window.sentence_index, sentence.location())
     tf.logging.log(level, "tokens: %s", " ".join(window.tokens))

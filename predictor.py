@@ -29,7 +29,7 @@ texts with a `run_ner.py` export, a `MultipleChoicePredictor` picks among the ch
 
 from __future__ import annotations
 
-import run_logging  # noqa: F401  (imports TensorFlow without its start-up noise)
+import bert_logging  # noqa: F401  (imports TensorFlow without its start-up noise)
 
 import dataclasses
 import json

@@ -11,7 +11,7 @@ files need no code (`--task_name=generic --text_a_column=... --label_column=...`
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import sys
 
@@ -80,7 +80,7 @@ def check_required_flags(values: dict) -> bool:
 
 
 def main(_) -> None:
-    run_logging.configure()
+    bert_logging.configure()
     if interactive_only(FLAGS.flag_values_dict()):
         classify_stdin(FLAGS.export_dir)
         return

@@ -15,7 +15,7 @@ replaces.
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import tensorflow as tf
 from absl import app, flags
@@ -155,7 +155,7 @@ def check_flags() -> estimator_builder.RunOptions:
 
 
 def main(_) -> None:
-    run_logging.configure()
+    bert_logging.configure()
     run_options = check_flags()
     handle = FLAGS.bert_hub_module_handle
     tf1.logging.info("Hub model %s is a %s", handle, tfhub.module_format(handle))

@@ -24,7 +24,7 @@ which `predictor.MultipleChoicePredictor` reads.
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import dataclasses
 import json
@@ -245,7 +245,7 @@ def write_predictions(output_dir: str, examples, predictions: Sequence[dict]) ->
 
 
 def main(_) -> None:
-    run_logging.configure()
+    bert_logging.configure()
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
         raise ValueError(
             "At least one of --do_train, --do_eval, --do_predict or --export_dir must be set."

@@ -19,7 +19,7 @@ predicted-tag column) and `test_entities.jsonl` (entities with word and characte
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import dataclasses
 import json
@@ -311,7 +311,7 @@ def write_entities(path: str, sentences, tags, scheme: str) -> None:
 
 
 def main(_) -> None:
-    run_logging.configure()
+    bert_logging.configure()
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
         raise ValueError(
             "At least one of --do_train, --do_eval, --do_predict or --export_dir must be set."

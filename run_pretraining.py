@@ -16,7 +16,7 @@ metrics keep the names `next_sentence_accuracy` / `next_sentence_loss`.
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import os
 
@@ -404,7 +404,7 @@ def checked_record_files(patterns: str, flag_name: str, features: dict) -> list[
 
 
 def main(_) -> None:
-    run_logging.configure()
+    bert_logging.configure()
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.export_dir):
         raise ValueError("At least one of --do_train, --do_eval or --export_dir must be set.")
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)

@@ -13,7 +13,7 @@ evaluate-v2.0.py).
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import os
 import random
@@ -301,7 +301,7 @@ def check_flags() -> None:
 
 
 def main(_) -> None:
-    run_logging.configure()
+    bert_logging.configure()
     check_flags()
     bert_config, tokenizer = estimator_builder.model_and_tokenizer_from_flags()
     input_encoding = input_files.check_encoding(FLAGS.input_encoding)
@@ -393,7 +393,7 @@ def main(_) -> None:
                 start_logits=[float(x) for x in result["start_logits"].flat],
                 end_logits=[float(x) for x in result["end_logits"].flat],
             )
-            for result in run_logging.counted(
+            for result in bert_logging.counted(
                 loop.estimator.predict(predict_input_fn), "Predictions", num_features
             )
         )

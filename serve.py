@@ -38,7 +38,7 @@ printed (and written to --port_file).
 
 from __future__ import annotations
 
-import run_logging  # noqa: F401  (imports TensorFlow without its start-up noise)
+import bert_logging  # noqa: F401  (imports TensorFlow without its start-up noise)
 
 import asyncio
 import logging

@@ -19,7 +19,7 @@ caller may pass slimmer objects that carry just those attributes.
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import collections
 import dataclasses
@@ -488,7 +488,7 @@ def _build_window(
 
 def _log_feature(feature: InputFeatures, is_training: bool) -> None:
     # The first feature of the run is shown; the original's next 19 need --verbosity=1.
-    level = run_logging.first_time_level("squad feature")
+    level = bert_logging.first_time_level("squad feature")
     tf.logging.log(level, "*** Example ***")
     tf.logging.log(level, "unique_id: %s", feature.unique_id)
     tf.logging.log(level, "example_index: %s", feature.example_index)
@@ -598,7 +598,7 @@ def convert_examples_to_features(
     """
     num_features = 0
     total = len(examples) if isinstance(examples, Sized) else None
-    progress = run_logging.Progress("Examples featurized", total)
+    progress = bert_logging.Progress("Examples featurized", total)
     for feature in iter_features(
         examples, tokenizer, max_seq_length, doc_stride, max_query_length, is_training
     ):

@@ -27,7 +27,7 @@ An ALBERT (or any SentencePiece) model gives --spm_model_file instead of --vocab
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 import os
 
@@ -317,7 +317,7 @@ def define_flags() -> None:
 
 
 def main(_) -> None:
-    run_logging.configure()
+    bert_logging.configure()
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     if bool(FLAGS.vocab_file) == bool(FLAGS.spm_model_file):
         raise app.UsageError("Give exactly one of --vocab_file and --spm_model_file.")

@@ -8,7 +8,7 @@ file that a later training job would happily read.
 
 from __future__ import annotations
 
-import run_logging
+import bert_logging
 
 from collections.abc import Iterable, Sequence
 
@@ -367,7 +367,7 @@ def input_fn_builder(
             batches = examples.batch(batch_size, drop_remainder=drop_remainder)
         else:
             lengths = bucket_lengths(max_seq_length, params.get("bucket_boundaries"))
-            run_logging.info_once(
+            bert_logging.info_once(
                 f"buckets {lengths}", "Batches grouped by length, padded to one of %s", lengths
             )
             batches = batch_by_length(

@@ -1,7 +1,7 @@
 """Running the repo's scripts from a bench and reading what they print (a helper of the
 bench scripts, not a bench).
 
-Since the scripts print each log line once, as `INFO:tensorflow:...` (see run_logging.py),
+Since the scripts print each log line once, as `INFO:tensorflow:...` (see bert_logging.py),
 their lines carry no timestamps. `run_stamped` therefore stamps each line itself, with this
 process's clock, when the line arrives through the pipe: the scripts' log handlers flush
 every record, and `PYTHONUNBUFFERED=1` makes the children's prints do the same, so a line

@@ -1,6 +1,6 @@
 """What a run prints: few lines, each once, with progress and where the outputs went."""
 
-import run_logging
+import bert_logging
 
 import os
 import re
@@ -134,7 +134,7 @@ def test_verbosity_keeps_its_absl_meaning(six_step_task, tmp_path):
     assert not [line for line in quiet if line.startswith("INFO:")], quiet
 
 
-def test_importing_run_logging_drops_tensorflows_start_up_noise():
+def test_importing_bert_logging_drops_tensorflows_start_up_noise():
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
 
     def stderr_of(code):
@@ -150,24 +150,24 @@ def test_importing_run_logging_drops_tensorflows_start_up_noise():
     # The noise is real (TensorFlow 2.15 prints it on every CPU machine)...
     assert "Unable to register cuDNN factory" in stderr_of("import tensorflow")
     # ...and gone; a line printed to stderr after the import still gets through.
-    quiet = stderr_of("import run_logging, sys; print('after import', file=sys.stderr)")
+    quiet = stderr_of("import bert_logging, sys; print('after import', file=sys.stderr)")
     assert "Unable to register" not in quiet and "TensorRT" not in quiet
     assert quiet.strip().endswith("after import")
 
 
 def test_format_duration():
-    assert run_logging.format_duration(0.4) == "0s"
-    assert run_logging.format_duration(59) == "59s"
-    assert run_logging.format_duration(185) == "3m05s"
-    assert run_logging.format_duration(2 * 3600 + 7 * 60 + 30) == "2h07m"
+    assert bert_logging.format_duration(0.4) == "0s"
+    assert bert_logging.format_duration(59) == "59s"
+    assert bert_logging.format_duration(185) == "3m05s"
+    assert bert_logging.format_duration(2 * 3600 + 7 * 60 + 30) == "2h07m"
 
 
 def test_progress_line_counts_rate_and_eta():
-    progress = run_logging.Progress("Features", total=1000)
+    progress = bert_logging.Progress("Features", total=1000)
     progress.update(250)
     # 250 items in 10 s: 25/s, 750 left: 30 s.
     assert progress.line(now=progress._start + 10) == "Features: 250 / 1000 (25%), 25.0/s, ETA 30s"
-    unknown = run_logging.Progress("Records")
+    unknown = bert_logging.Progress("Records")
     unknown.update(30)
     assert unknown.line(now=unknown._start + 3) == "Records: 30, 10.0/s"
 
@@ -183,7 +183,7 @@ def test_compute_flags_are_confirmed_and_float16_without_a_gpu_is_warned_about(
     flags, confirmed, warned
 ):
     code = (
-        "import run_logging; run_logging.configure(0)\n"
+        "import bert_logging; bert_logging.configure(0)\n"
         "from absl import flags; import estimator_builder\n"
         "estimator_builder.define_hardware_flags(); estimator_builder.define_gpu_flags()\n"
         f"flags.FLAGS(['x', *{flags!r}])\n"
@@ -205,10 +205,10 @@ def test_compute_flags_are_confirmed_and_float16_without_a_gpu_is_warned_about(
 def test_default_verbosity_hides_tensorflows_own_info_lines_only():
     import logging
 
-    logger = logging.getLogger("test_run_logging")
+    logger = logging.getLogger("test_bert_logging")
     logger.setLevel(logging.INFO)
-    keep = run_logging._DefaultVerbosityFilter(logger)
-    tensorflow_file = run_logging._TENSORFLOW_PACKAGE_DIRS[0] + "python/training/x.py"
+    keep = bert_logging._DefaultVerbosityFilter(logger)
+    tensorflow_file = bert_logging._TENSORFLOW_PACKAGE_DIRS[0] + "python/training/x.py"
 
     def record(level, message, path):
         return logging.LogRecord("tensorflow", level, path, 1, message, None, None)
