@@ -28,23 +28,56 @@ import logging
 import os
 import re
 import sys
-import tempfile
+import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 # Lines TensorFlow 2.15 prints while it is imported on any machine: the CUDA plugins
 # registering twice (a known TF 2.15 bug, harmless), TensorRT and CUDA probing, and notes
-# on CPU instructions and oneDNN.
+# on CPU instructions and oneDNN. (The fatal "compiled to use AVX instructions, but these
+# aren't available" is not among them.)
 _STARTUP_NOISE = re.compile(
     rb"Unable to register cu(DNN|FFT|BLAS) factory"
     rb"|Could not find TensorRT"
     rb"|Could not find cuda drivers"
-    rb"|cpu_feature_guard\.cc"
+    rb"|This TensorFlow binary is optimized to use available CPU instructions"
     rb"|^To enable the following instructions"
     rb"|oneDNN custom operations are on"
 )
+
+
+def _stderr_filtered_while(action: Callable[[], None]) -> None:
+    """Runs `action` with file descriptor 2 going through a pipe: a thread forwards each
+    line to the real stderr as it arrives, start-up noise left out. Forwarding as lines
+    come (not after `action`) keeps what a crash inside `action` prints."""
+    sys.stderr.flush()
+    try:
+        stderr_fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr is not a file (a notebook)
+        action()
+        return
+    real_stderr = os.dup(stderr_fd)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, stderr_fd)
+    os.close(write_end)
+
+    def forward() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if not _STARTUP_NOISE.search(line):
+                    os.write(real_stderr, line)
+
+    forwarder = threading.Thread(target=forward, name="stderr filter", daemon=True)
+    forwarder.start()
+    try:
+        action()
+    finally:
+        sys.stderr.flush()
+        os.dup2(real_stderr, stderr_fd)  # the pipe's last writer gone: the thread ends
+        forwarder.join()
+        os.close(real_stderr)
 
 
 def _import_tensorflow_quietly() -> None:
@@ -52,27 +85,12 @@ def _import_tensorflow_quietly() -> None:
     if "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    sys.stderr.flush()
-    try:
-        stderr_fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr is not a file (a notebook)
-        import tensorflow  # noqa: F401
 
-        return
-    saved_fd = os.dup(stderr_fd)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), stderr_fd)
-        try:
-            import tensorflow  # noqa: F401
-            import tensorflow_estimator  # noqa: F401  (loads the TensorRT probe)
-        finally:
-            os.dup2(saved_fd, stderr_fd)
-            os.close(saved_fd)
-            captured.seek(0)
-            for line in captured:
-                if not _STARTUP_NOISE.search(line):
-                    sys.stderr.buffer.write(line)
-            sys.stderr.flush()
+    def import_tensorflow() -> None:
+        import tensorflow  # noqa: F401
+        import tensorflow_estimator  # noqa: F401  (loads the TensorRT probe)
+
+    _stderr_filtered_while(import_tensorflow)
 
 
 _import_tensorflow_quietly()
@@ -95,9 +113,17 @@ def _package_dirs(*names: str) -> tuple[str, ...]:
 # Where TensorFlow's own log records come from (their pathname is the caller's file).
 _TENSORFLOW_PACKAGE_DIRS = _package_dirs("tensorflow", "tensorflow_estimator")
 
-# TensorFlow's own INFO lines that stay at the default verbosity: the final loss, and on
-# TPU (where this project's progress hook does not run) TPUEstimator's loss and speed lines.
-_KEPT_TENSORFLOW_INFO = ("Loss for final step", "loss = ", "global_step/sec", "examples/sec")
+# TensorFlow's own INFO lines that stay at the default verbosity: the final loss, on TPU
+# (where this project's progress hook does not run) TPUEstimator's loss and speed lines,
+# and the notice that there is no trained model to evaluate or predict with.
+_KEPT_TENSORFLOW_INFO = (
+    "Loss for final step",
+    "loss = ",
+    "global_step/sec",
+    "examples/sec",
+    # Evaluation or prediction without a trained model (a wrong --output_dir, say).
+    "Could not find trained model",
+)
 # TensorFlow warnings that say nothing to a user of these scripts: the Estimator API's
 # deprecation notices (TF 2.15 is the last release with it; this project pins it).
 _TENSORFLOW_NOISE_WARNINGS = re.compile(
@@ -242,7 +268,9 @@ class Progress:
 def counted(items: Iterable[T], what: str, total: int | None = None) -> Iterator[T]:
     """Yields `items`, reporting them through a `Progress` as they pass."""
     progress = Progress(what, total)
-    for item in items:
-        progress.update()
-        yield item
-    progress.done()
+    try:
+        for item in items:
+            progress.update()
+            yield item
+    finally:  # also when the caller stops early (prediction leaves the padding unread)
+        progress.done()

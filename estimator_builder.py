@@ -14,6 +14,7 @@ from __future__ import annotations
 import bert_logging
 
 import dataclasses
+import fnmatch
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -427,9 +428,7 @@ def make_distribution_strategy(settings: HardwareSettings) -> tf.distribute.Stra
         gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
         if settings.num_gpus is not None:
             if settings.num_gpus > len(gpus):
-                raise ValueError(
-                    f"--num_gpus={settings.num_gpus} but this machine has {len(gpus)}"
-                )
+                raise ValueError(f"--num_gpus={settings.num_gpus} but this machine has {len(gpus)}")
             gpus = gpus[: settings.num_gpus]
         devices = gpus or [device.name for device in tf.config.list_logical_devices("CPU")]
         return tf1.distribute.MirroredStrategy(devices=devices)
@@ -754,17 +753,51 @@ _RUN_STATE_PATTERNS = (
 )
 
 
-def clear_previous_run(output_dir: str) -> int:
-    """Deletes the checkpoints, event files, cached features, `eval/` and `best/` of an
-    earlier run in `output_dir`; returns how many entries went."""
+def clear_previous_run(
+    output_dir: str,
+    keep: Iterable[str] = (),
+    training: bool = True,
+    distribution_strategy: str = "none",
+) -> int:
+    """--overwrite_output_dir: deletes the checkpoints, event files, cached features, `eval/`
+    and `best/` of an earlier run in `output_dir`; returns how many entries went.
+
+    `keep`: the run's inputs (record files, an --init_checkpoint prefix), never deleted even
+    when they sit in `output_dir` under a name a run also writes.
+
+    Raises:
+      ValueError: the run does not train (deleting its checkpoints would leave nothing to
+        evaluate, predict or export), or it is one worker of a multi-worker cluster (a late
+        worker would delete what the others have written).
+    """
+    if not training:
+        raise ValueError(
+            "--overwrite_output_dir deletes the checkpoints in --output_dir; it is for "
+            "--do_train runs (this run would evaluate, predict or export nothing trained)"
+        )
+    if distribution_strategy == "multi_worker":
+        raise ValueError(
+            "--overwrite_output_dir with --distribution_strategy=multi_worker: every worker "
+            "would clear the directory the others write; empty --output_dir before starting them"
+        )
+    kept = [os.path.abspath(path) for path in keep if path]
+
+    def is_an_input(path: str) -> bool:  # the file itself, or a file of a checkpoint prefix
+        return any(path == k or path.startswith(k + ".") for k in kept)
+
     removed = 0
-    for pattern in _RUN_STATE_PATTERNS:
-        for path in tf.io.gfile.glob(os.path.join(output_dir, pattern)):
-            if tf.io.gfile.isdir(path):
-                tf.io.gfile.rmtree(path)
-            else:
-                tf.io.gfile.remove(path)
-            removed += 1
+    for name in sorted(tf.io.gfile.listdir(output_dir) if tf.io.gfile.isdir(output_dir) else []):
+        name = name.rstrip("/")
+        path = os.path.join(output_dir, name)
+        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in _RUN_STATE_PATTERNS):
+            continue
+        if is_an_input(os.path.abspath(path)):
+            continue
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        else:
+            tf.io.gfile.remove(path)
+        removed += 1
     if removed:
         tf1.logging.info(
             "--overwrite_output_dir: deleted %d files and folders of the earlier run in %s",
@@ -807,9 +840,10 @@ class TrainingProgressHook(tf1.train.SessionRunHook):
     of `every_n_steps` and at the last step, and writes the speed and the ETA to TensorBoard
     (`throughput/steps_per_sec`, `throughput/examples_per_sec`, `progress/eta_seconds`).
 
-    The speed is that of the steps since the previous line; the ETA extrapolates the speed
-    since the first step (which builds and warms up the graph) of the first call to `train`
-    this hook served, evaluations in between included, to the `total_steps` of the run.
+    The speed is that of the steps since the previous line (the first line's includes the
+    graph's warm-up); the ETA extrapolates the speed since the first step of the first call
+    to `train` this hook served, evaluations in between included, to the `total_steps` of
+    the run.
     """
 
     def __init__(
@@ -826,11 +860,14 @@ class TrainingProgressHook(tf1.train.SessionRunHook):
         loss = _estimator_loss_tensor()
         if loss is not None:
             self._fetches["loss"] = loss
-        # (step, time) after the first run of the graph in the first call to `train`: kept
-        # over later calls (training in stretches between evaluations), so the ETA counts
-        # the evaluations too.
+        # (step, time) after the first optimizer step of the first call to `train` (the
+        # graph's warm-up excluded): kept over later calls (training in stretches between
+        # evaluations), so the ETA counts the evaluations too.
         self._first = getattr(self, "_first", None)
-        self._last = None  # (step, time) of the previous line
+        self._last = None  # (step, time) of the previous line, or of the session's start
+
+    def after_create_session(self, session, coord):
+        self._last = (int(session.run(self._global_step)), time.time())
 
     def before_run(self, run_context):
         return tf1.train.SessionRunArgs(self._fetches)
@@ -840,16 +877,20 @@ class TrainingProgressHook(tf1.train.SessionRunHook):
         # (and with gradient accumulation not every run increments it): read it now.
         step = int(run_context.session.run(self._global_step))
         now = time.time()
-        if self._last is None:
-            self._last = (step, now)
-            self._first = self._first or self._last
-            return
         if step == self._last[0]:
             return  # a micro-batch of gradient accumulation: no optimizer step yet
+        first_step = self._first is None
+        if first_step:
+            self._first = (step, now)
         if step % self.every_n_steps and step < self.total_steps:
             return
         steps_per_sec = (step - self._last[0]) / max(now - self._last[1], 1e-9)
-        overall_rate = (step - self._first[0]) / max(now - self._first[1], 1e-9)
+        # From the second step on, the speed since the first (warm-up left out).
+        overall_rate = (
+            steps_per_sec
+            if first_step or step == self._first[0]
+            else (step - self._first[0]) / max(now - self._first[1], 1e-9)
+        )
         eta_seconds = max(self.total_steps - step, 0) / max(overall_rate, 1e-9)
         examples_per_sec = steps_per_sec * self.global_batch_size
         loss = run_values.results.get("loss")
@@ -880,9 +921,9 @@ class TrainingProgressHook(tf1.train.SessionRunHook):
 
 
 def _estimator_loss_tensor() -> tf.Tensor | None:
-    """The loss the Estimator trains on (the sum over replicas under a distribution
-    strategy): `Estimator.train` adds it to the LOSSES collection last, just before the
-    hooks begin. None if there is none."""
+    """The loss the Estimator trains on and reports (reduced over the replicas under a
+    distribution strategy): `Estimator.train` adds it to the LOSSES collection last, just
+    before the hooks begin. None if there is none."""
     losses = tf1.get_collection(tf1.GraphKeys.LOSSES)
     return losses[-1] if losses else None
 

@@ -328,7 +328,12 @@ class FineTuning:
         self.model_fn = make_model_fn(self.steps.num_train_steps, self.steps.num_warmup_steps)
         tf.io.gfile.makedirs(settings.output_dir)
         if settings.overwrite_output_dir:
-            estimator_builder.clear_previous_run(settings.output_dir)
+            estimator_builder.clear_previous_run(
+                settings.output_dir,
+                keep=[settings.init_checkpoint],
+                training=num_train_examples is not None,
+                distribution_strategy=settings.hardware.distribution_strategy,
+            )
         describe_run(settings, description)
         self.log_every_steps = (
             settings.log_every_steps
@@ -354,14 +359,16 @@ class FineTuning:
         tf1.logging.info("***** Run *****")
         if self.num_train_examples is not None:
             tf1.logging.info(
-                "  training: %d examples, batch %d, %d steps (%g epochs, %d warm-up), "
-                "progress every %d steps",
+                "  training: %d examples, batch %d, %d steps (%g epochs, %d warm-up)%s",
                 self.num_train_examples,
                 settings.train_batch_size,
                 self.steps.num_train_steps,
                 settings.num_train_epochs,
                 self.steps.num_warmup_steps,
-                self.log_every_steps,
+                # TPUEstimator logs its own speed, once per --iterations_per_loop.
+                ""
+                if settings.hardware.use_tpu
+                else f", progress every {self.log_every_steps} steps",
             )
         tf1.logging.info(
             "  max_seq_length %d; devices: %s",

@@ -419,9 +419,12 @@ def main(_) -> None:
         )
     estimator_builder.check_model_flags(bert_config, tokenizer)
     features = pretraining_features(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
+    train_files, eval_files = [], []
     if FLAGS.do_train:
         if not FLAGS.input_file:
             raise ValueError("--do_train reads --input_file, which is not set")
+        if FLAGS.num_train_steps < 1:
+            raise ValueError(f"--num_train_steps={FLAGS.num_train_steps}: must be at least 1")
         train_files = checked_record_files(FLAGS.input_file, "input_file", features)
     if FLAGS.do_eval:
         eval_flag = "eval_input_file" if FLAGS.eval_input_file else "input_file"
@@ -442,7 +445,12 @@ def main(_) -> None:
         pooling_settings=pooling_settings,
     )
     if FLAGS.overwrite_output_dir:
-        estimator_builder.clear_previous_run(FLAGS.output_dir)
+        estimator_builder.clear_previous_run(
+            FLAGS.output_dir,
+            keep=[*train_files, *eval_files, FLAGS.init_checkpoint],
+            training=FLAGS.do_train,
+            distribution_strategy=FLAGS.distribution_strategy,
+        )
     estimator = estimator_builder.BertEstimator(
         model_fn,
         FLAGS.output_dir,

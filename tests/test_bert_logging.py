@@ -95,10 +95,10 @@ def test_progress_lines_carry_step_total_loss_and_eta(six_step_task, tmp_path):
     progress = [PROGRESS_LINE.search(line) for line in lines]
     progress = [match for match in progress if match]
     steps = [int(match.group(1)) for match in progress]
-    # Every step is logged in a 6-step run (the first only starts the clock).
-    assert steps == [2, 3, 4, 5, 6], lines
+    # Every step is logged in a 6-step run, the first included.
+    assert steps == [1, 2, 3, 4, 5, 6], lines
     assert {int(match.group(2)) for match in progress} == {6}
-    assert [int(match.group(3)) for match in progress] == [33, 50, 67, 83, 100]
+    assert [int(match.group(3)) for match in progress] == [17, 33, 50, 67, 83, 100]
     assert progress[-1].group(5) == "0s"
     assert all(0.5 < float(match.group(4)) < 1.0 for match in progress)  # about ln 2
 
@@ -224,3 +224,45 @@ def test_default_verbosity_hides_tensorflows_own_info_lines_only():
     assert keep.filter(record(logging.INFO, "Model: BERT", str(REPO_ROOT / "finetuning.py")))
     logger.setLevel(logging.DEBUG)
     assert keep.filter(record(logging.INFO, "Graph was finalized.", tensorflow_file))
+
+
+def test_the_start_up_filter_forwards_every_other_line_as_it_comes():
+    code = (
+        "import os, bert_logging\n"
+        "def action():\n"
+        "    os.write(2, b'E cuda_dnn.cc:9261] Unable to register cuDNN factory: twice\\n')\n"
+        "    os.write(2, b'a line of its own\\n')\n"
+        "    raise SystemExit(3)\n"
+        "bert_logging._stderr_filtered_while(action)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # What the action printed before it failed is there; the noise is not.
+    assert result.returncode == 3
+    assert "a line of its own" in result.stderr and "Unable to register" not in result.stderr
+
+
+def test_overwrite_output_dir_deletes_the_earlier_run_and_nothing_else(tmp_path):
+    import estimator_builder
+
+    run_files = ["checkpoint", "model.ckpt-6.index", "graph.pbtxt", "train.tf_record"]
+    inputs = ["pretraining.tf_record", "model.ckpt-0.index", "model.ckpt-0.data-00000-of-00001"]
+    for name in run_files + inputs + ["notes.txt"]:
+        (tmp_path / name).write_text("x")
+    (tmp_path / "best").mkdir()
+    (tmp_path / "best" / "checkpoint").write_text("x")
+    removed = estimator_builder.clear_previous_run(
+        str(tmp_path),
+        keep=[str(tmp_path / "pretraining.tf_record"), str(tmp_path / "model.ckpt-0")],
+    )
+    assert removed == len(run_files) + 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(inputs + ["notes.txt"])
+    with pytest.raises(ValueError, match="for --do_train runs"):
+        estimator_builder.clear_previous_run(str(tmp_path), training=False)
+    with pytest.raises(ValueError, match="multi_worker"):
+        estimator_builder.clear_previous_run(str(tmp_path), distribution_strategy="multi_worker")
