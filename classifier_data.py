@@ -1212,16 +1212,18 @@ def file_based_convert_examples_to_features(
     so a run that fails on a bad example leaves no half-written cache behind. Returns the
     number of records written.
     """
-    progress = bert_logging.Progress("Features", total=len(examples))
-    with tfrecord_io.RoundRobinRecordWriter([output_file]) as writer:
-        for ex_index, example in enumerate(examples):
-            features = convert_single_example(
+    tf_examples = (
+        features_to_tf_example(
+            convert_single_example(
                 ex_index, example, label_list, max_seq_length, tokenizer, task_kind
-            )
-            writer.write(features_to_tf_example(features, task_kind).SerializeToString())
-            progress.update()
-    progress.done(output_file)
-    return writer.num_written
+            ),
+            task_kind,
+        )
+        for ex_index, example in enumerate(examples)
+    )
+    return tfrecord_io.write_tf_examples(
+        bert_logging.counted(tf_examples, "Examples featurized", len(examples)), [output_file]
+    )
 
 
 def feature_spec(

@@ -540,22 +540,18 @@ def _log_checkpoint_report(report: CheckpointReport, init_checkpoint: str) -> No
     if unused:
         text += f"; {len(unused)} checkpoint variables unused: {_some_names(unused)}"
     touches_encoder = any(name.startswith("bert/") for name in [*missing, *unused])
-    key = f"checkpoint report {init_checkpoint} {missing} {unused}"
-    if touches_encoder:
-        if key not in _reported_checkpoints:
-            tf1.logging.warning("%s", text)
+    if not bert_logging.is_first_time(f"checkpoint report {init_checkpoint} {missing} {unused}"):
+        tf1.logging.debug("%s", text)
+    elif touches_encoder:
+        tf1.logging.warning("%s", text)
     else:
-        bert_logging.info_once(key, "%s", text)
-    _reported_checkpoints.add(key)
+        tf1.logging.info("%s", text)
     for name in report.loaded:
         tf1.logging.debug("  from the checkpoint: %s", name)
     for name in missing:
         tf1.logging.debug("  not in the checkpoint: %s", name)
     for name in unused:
         tf1.logging.debug("  unused from the checkpoint: %s", name)
-
-
-_reported_checkpoints: set[str] = set()
 
 
 def _some_names(names: Sequence[str], limit: int = 6) -> str:
